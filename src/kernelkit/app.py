@@ -1,0 +1,152 @@
+"""Starting a kernel process: find the class, build it, bind, serve, and say why if any step fails.
+
+A kernel that cannot start must never exit silently: every failure here becomes
+a ``StartupError`` whose message names the kernel class and the cause, which
+the CLI prints on stderr before exiting non-zero.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from .connection import ConnectionFileError, ConnectionInfo, jupyter_runtime_dir
+from .kernel import Kernel
+from .kernels import BUILTIN
+
+
+class UsageError(Exception):
+    """The user named something that does not exist (exit code 2)."""
+
+
+class StartupError(Exception):
+    """The kernel was found but cannot start (exit code 1)."""
+
+
+def resolve(name: str) -> str:
+    """A built-in kernel name or ``module:Class`` → ``module:Class``."""
+    if name in BUILTIN:
+        return BUILTIN[name]
+    if ":" not in name:
+        known = ", ".join(sorted(BUILTIN))
+        raise UsageError(f"unknown kernel {name!r}: use a built-in name ({known}) or module:Class")
+    module, _, attr = name.partition(":")
+    if (
+        not module
+        or not attr
+        or not all(p.isidentifier() for p in (*module.split("."), *attr.split(".")))
+    ):
+        raise UsageError(
+            f"bad kernel {name!r}: expected module:Class, e.g. mypackage.kernel:MyKernel"
+        )
+    return name
+
+
+def load_class(name: str, path: str | None = None) -> type[Kernel]:
+    """Import the kernel class; UsageError if it does not exist, StartupError if it breaks."""
+    target = resolve(name)
+    module_name, _, attr = target.partition(":")
+    if path:
+        sys.path.insert(0, path)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise UsageError(f"kernel {name!r}: no module named {exc.name!r}") from None
+        raise StartupError(
+            _failure(f"importing {module_name} for kernel {attr} failed", exc)
+        ) from None
+    except BaseException as exc:
+        raise StartupError(
+            _failure(f"importing {module_name} for kernel {attr} failed", exc)
+        ) from None
+    obj: Any = module
+    for part in attr.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise UsageError(f"kernel {name!r}: module {module_name!r} has no {attr!r}")
+    if not isinstance(obj, type) or not issubclass(obj, Kernel):
+        bases = [f"{b.__module__}.{b.__qualname__}" for b in getattr(obj, "__mro__", ())[1:]]
+        hint = ""
+        if any(b.startswith("ipykernel.") for b in bases):
+            hint = (
+                " (it derives from ipykernel's Kernel:"
+                " change its import to `from kernelkit import Kernel`)"
+            )
+        raise UsageError(f"kernel {name!r}: {attr} is not a kernelkit.Kernel subclass{hint}")
+    return obj
+
+
+def _failure(what: str, exc: BaseException) -> str:
+    detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+    return f"{detail}\n{what}: {type(exc).__name__}: {exc}"
+
+
+def launch(name: str, connection_file: str | None = None, path: str | None = None) -> int:
+    """Run a kernel until it is shut down; returns the process exit code."""
+    cls = load_class(name, path)
+    label = f"{cls.__module__}.{cls.__qualname__}"
+    try:
+        kernel = cls()
+    except BaseException as exc:
+        raise StartupError(
+            _failure(f"kernel class {label} could not be constructed", exc)
+        ) from None
+    if not isinstance(getattr(kernel, "execution_count", None), int):
+        raise StartupError(
+            f"kernel class {label} could not be constructed: its __init__ did not call "
+            "super().__init__(**kwargs)"
+        )
+
+    from .dispatch import Dispatcher, HookError
+    from .server import Server
+    from .wire import Session, new_key
+
+    try:
+        if connection_file:
+            info = ConnectionInfo.load(connection_file)
+        else:
+            info = ConnectionInfo(key=new_key().decode())
+        session = Session(info.key.encode(), info.signature_scheme)
+    except (ConnectionFileError, ValueError) as exc:
+        raise StartupError(f"kernel {label}: {exc}") from None
+    try:
+        server = Server(info, session)
+    except Exception as exc:
+        raise StartupError(
+            f"kernel {label}: cannot listen on {info.ip} ({info.transport}): {exc}"
+        ) from None
+    try:
+        dispatcher = Dispatcher(kernel, server)
+    except HookError as exc:
+        raise StartupError(f"kernel class {label} cannot be used: {exc}") from None
+    kernel._dispatcher = dispatcher
+    own_file = None if connection_file else _announce(info)
+    dispatcher.capture_output()
+    try:
+        return server.run(dispatcher)
+    finally:
+        if own_file is not None:
+            own_file.unlink(missing_ok=True)
+
+
+def _announce(info: ConnectionInfo) -> Path:
+    """Write our own connection file and tell the user how to connect to it."""
+    runtime = jupyter_runtime_dir()
+    path = runtime / f"kernel-kernelkit-{os.getpid()}.json"
+    try:
+        info.write(path)
+    except OSError as exc:
+        raise StartupError(f"cannot write connection file {path}: {exc.strerror}") from None
+    shown = path.name if Path(path).parent == runtime else str(path)
+    print(
+        "kernelkit: kernel started; to connect a client, use:\n"
+        f"    jupyter console --existing {shown}\n"
+        f"(connection file: {path})",
+        flush=True,
+    )
+    return path

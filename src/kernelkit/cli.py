@@ -1,0 +1,175 @@
+"""The ``kernelkit`` command: run, install, list and remove kernels.
+
+Mistakes the user can fix (an unknown kernel, a bad ``module:Class``, a prefix
+that cannot be written) get one line on stderr and exit code 2; a kernel that
+is found but cannot start says why and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kernelkit", description="Make and run Jupyter kernels.")
+    parser.add_argument("--version", action="version", version=f"kernelkit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a kernel (what a kernelspec's argv calls)")
+    run.add_argument(
+        "kernel", metavar="KERNEL", help="a built-in kernel name (echo) or module:Class"
+    )
+    run.add_argument(
+        "-f",
+        "--connection-file",
+        metavar="FILE",
+        help="connection file from the client; without it the kernel writes its own",
+    )
+    run.add_argument("--path", metavar="DIR", help="put DIR first on sys.path before importing")
+
+    inst = sub.add_parser("install", help="write a kernelspec so Jupyter can start the kernel")
+    inst.add_argument(
+        "kernel", metavar="KERNEL", help="a built-in kernel name (echo) or module:Class"
+    )
+    inst.add_argument("--name", help="kernelspec name (default: derived from KERNEL)")
+    inst.add_argument("--display-name", help="name shown in Jupyter's menus")
+    where = inst.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="install for this user (default)")
+    where.add_argument(
+        "--sys-prefix",
+        action="store_true",
+        help="install into this Python environment (sys.prefix)",
+    )
+    where.add_argument("--prefix", metavar="P", help="install under P/share/jupyter/kernels")
+    inst.add_argument(
+        "--interrupt-mode",
+        choices=("signal", "message"),
+        default="signal",
+        help="how Jupyter interrupts the kernel (default: signal)",
+    )
+
+    sub.add_parser("list", help="list the built-in kernels and installed kernelkit kernelspecs")
+
+    rm = sub.add_parser("remove", help="remove an installed kernelkit kernelspec")
+    rm.add_argument("name", metavar="NAME")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .app import StartupError, UsageError
+    from .kernelspec import KernelspecError
+
+    try:
+        if args.command == "run":
+            from .app import launch
+
+            code = launch(args.kernel, args.connection_file, args.path)
+            _exit_now(code)
+        if args.command == "install":
+            return _install(args)
+        if args.command == "list":
+            return _list()
+        if args.command == "remove":
+            from .kernelspec import remove
+
+            print(f"removed {remove(args.name)}")
+            return 0
+    except (UsageError, KernelspecError) as exc:
+        print(f"kernelkit: error: {exc}", file=sys.stderr)
+        return 2
+    except StartupError as exc:
+        print(f"kernelkit: error: {exc}", file=sys.stderr)
+        return 1
+    raise AssertionError(args.command)
+
+
+def _exit_now(code: int) -> None:
+    # The heartbeat thread sits in libzmq's proxy on a context nobody can close
+    # safely from here; the kernel's own sockets are already flushed and closed.
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            continue
+    os._exit(code)
+
+
+def _install(args: argparse.Namespace) -> int:
+    from .app import load_class, resolve
+    from .kernels import BUILTIN
+    from .kernelspec import install, make_spec, target_dir
+
+    target = resolve(args.kernel)
+    path = None
+    if args.kernel not in BUILTIN:
+        module_file = _module_file(target.partition(":")[0])
+        if module_file is not None and _from_cwd(module_file):
+            path = os.getcwd()  # a kernel in the current folder must be found from any notebook dir
+    cls = load_class(args.kernel, path)
+    if args.kernel in BUILTIN:
+        default_name = f"kernelkit-{args.kernel}"
+        default_display = f"{cls.implementation} (kernelkit)"
+    else:
+        default_name = target.partition(":")[2].split(".")[-1].lower()
+        default_display = cls.implementation if cls.implementation != "kernelkit" else cls.__name__
+    name = args.name or default_name
+    spec = make_spec(
+        args.kernel,
+        args.display_name or default_display,
+        cls.language or str(cls.language_info.get("name", "")),
+        args.interrupt_mode,
+        path,
+    )
+    dest = install(spec, name, target_dir(args.user, args.sys_prefix, args.prefix))
+    print(f"installed kernelspec {name.lower()} in {dest}")
+    return 0
+
+
+def _module_file(module: str) -> str | None:
+    """Where a module lives; the current folder counts, as it does for ``python -m``."""
+    import importlib.util
+
+    for attempt in range(2):
+        try:
+            found = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            found = None
+        if found is not None:
+            return found.origin
+        if attempt == 0 and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+    return None
+
+
+def _from_cwd(module_file: str) -> bool:
+    cwd = Path.cwd().resolve()
+    try:
+        Path(module_file).resolve().relative_to(cwd)
+    except ValueError:
+        return False
+    return "site-packages" not in Path(module_file).parts
+
+
+def _list() -> int:
+    from .kernels import BUILTIN
+    from .kernelspec import find_all
+
+    print("built-in kernels (kernelkit run NAME):")
+    for name, target in sorted(BUILTIN.items()):
+        print(f"  {name:<20} {target}")
+    specs = [s for s in find_all() if s.is_kernelkit]
+    print("installed kernelkit kernelspecs:")
+    if not specs:
+        print("  (none)")
+    for spec in specs:
+        kernel = (spec.spec.get("metadata") or {}).get("kernelkit", {}).get("kernel", "?")
+        print(f"  {spec.name:<20} {kernel:<30} {spec.path}")
+    return 0

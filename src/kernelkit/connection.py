@@ -1,0 +1,120 @@
+"""Connection files: where the five channels listen and how messages are signed.
+
+The format is jupyter_client's: a JSON object with ``transport``, ``ip``, the five
+``*_port`` numbers, ``key`` and ``signature_scheme`` (plus ``kernel_name``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
+
+
+class ConnectionFileError(ValueError):
+    """A connection file that cannot be read or makes no sense."""
+
+
+@dataclass
+class ConnectionInfo:
+    """Everything a client needs to reach the kernel, as in a connection file."""
+
+    transport: str = "tcp"
+    ip: str = "127.0.0.1"
+    shell_port: int = 0
+    iopub_port: int = 0
+    stdin_port: int = 0
+    control_port: int = 0
+    hb_port: int = 0
+    key: str = ""
+    signature_scheme: str = "hmac-sha256"
+    kernel_name: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def port(self, channel: str) -> int:
+        return int(getattr(self, f"{channel}_port"))
+
+    def set_port(self, channel: str, port: int) -> None:
+        setattr(self, f"{channel}_port", port)
+
+    def url(self, channel: str) -> str:
+        """The ZeroMQ endpoint of one channel; ipc uses jupyter_client's ``<ip>-<port>`` path."""
+        if self.transport == "ipc":
+            return f"ipc://{self.ip}-{self.port(channel)}"
+        host = f"[{self.ip}]" if ":" in self.ip else self.ip
+        return f"{self.transport}://{host}:{self.port(channel)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        extra = data.pop("extra")
+        data.update(extra)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ConnectionInfo:
+        if not isinstance(data, dict):
+            raise ConnectionFileError("a connection file must hold a JSON object")
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        values: dict[str, Any] = {k: v for k, v in data.items() if k in known}
+        extra = {k: v for k, v in data.items() if k not in known}
+        info = cls(**values, extra=extra)
+        if info.transport not in ("tcp", "ipc"):
+            raise ConnectionFileError(f"unsupported transport {info.transport!r} (tcp or ipc)")
+        for channel in CHANNELS:
+            port = info.port(channel)
+            if not isinstance(port, int) or not 0 <= port <= 65535:
+                raise ConnectionFileError(
+                    f"{channel}_port must be an integer 0-65535, not {port!r}"
+                )
+        if not isinstance(info.key, str):
+            raise ConnectionFileError("key must be a string")
+        return info
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ConnectionInfo:
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except OSError as exc:
+            raise ConnectionFileError(
+                f"cannot read connection file {path}: {exc.strerror}"
+            ) from None
+        except ValueError as exc:
+            raise ConnectionFileError(f"connection file {path} is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    def write(self, path: str | os.PathLike[str]) -> None:
+        """Write the file readable by its owner only: the key lets anyone run code."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=2)
+            f.write("\n")
+
+
+def jupyter_runtime_dir() -> Path:
+    """Where Jupyter looks for connection files (jupyter_core's rule, without importing it)."""
+    env = os.environ.get("JUPYTER_RUNTIME_DIR")
+    if env:
+        return Path(env)
+    return jupyter_data_dir() / "runtime"
+
+
+def jupyter_data_dir() -> Path:
+    env = os.environ.get("JUPYTER_DATA_DIR")
+    if env:
+        return Path(env)
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Jupyter"
+    if os.name == "nt":
+        appdata = os.environ.get("APPDATA")
+        return Path(appdata) / "jupyter" if appdata else Path.home() / ".jupyter" / "data"
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "jupyter"

@@ -1,0 +1,412 @@
+"""From msg_type to hook: status bracketing, reply shapes, errors and aborts.
+
+The dispatcher knows the messaging spec's request/reply rules but not how bytes
+travel (it talks to a ``Transport``) nor what a kernel does (it calls hooks on
+an object shaped like ``kernelkit.Kernel``). Rules it enforces for every kernel:
+
+* every request on shell or control is bracketed by ``status: busy`` and
+  ``status: idle`` on IOPub, with the request as parent ("Request-Reply");
+* every request that expects a reply gets exactly one, even when the hook
+  raises, returns nonsense or is interrupted;
+* ``execution_count`` grows before the hook runs, only when ``silent`` is false
+  and ``store_history`` is true ("Execute");
+* after an execute fails with ``stop_on_error`` (the default), executes already
+  queued behind it are answered ``aborted`` without running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from .streams import OutStream
+from .wire import JSONDict, Message
+
+
+class Transport(Protocol):
+    """What the dispatcher needs from the server."""
+
+    def send(
+        self,
+        channel: str,
+        msg_type: str,
+        content: JSONDict,
+        parent: Message | None = None,
+        metadata: JSONDict | None = None,
+        buffers: list[bytes] | tuple[bytes, ...] = (),
+    ) -> JSONDict: ...
+
+    def request_input(self, parent: Message, prompt: str, password: bool) -> str: ...
+
+    def interruptible(self) -> AbstractContextManager[None]: ...
+
+    def interrupt(self) -> None: ...
+
+    def stop(self, exit_code: int = 0) -> None: ...
+
+    def queued(self, channel: str = "shell") -> list[Message]: ...
+
+
+class HookError(TypeError):
+    """A kernel hook that cannot be called the way the protocol needs to call it."""
+
+
+# Positional arguments each hook is called with, as ipykernel calls them.
+HOOK_ARGS: dict[str, tuple[str, ...]] = {
+    "do_execute": ("code", "silent", "store_history", "user_expressions", "allow_stdin"),
+    "do_complete": ("code", "cursor_pos"),
+    "do_inspect": ("code", "cursor_pos", "detail_level"),
+    "do_history": (
+        "hist_access_type",
+        "output",
+        "raw",
+        "session",
+        "start",
+        "stop",
+        "n",
+        "pattern",
+        "unique",
+    ),
+    "do_is_complete": ("code",),
+    "do_shutdown": ("restart",),
+}
+# Newer keyword arguments, passed only to hooks that accept them.
+HOOK_OPTIONAL_KWARGS: dict[str, tuple[str, ...]] = {
+    "do_execute": ("cell_id",),
+    "do_inspect": ("omit_sections",),
+}
+
+
+def check_hooks(kernel: object) -> dict[str, frozenset[str]]:
+    """Check once, at start-up, that every hook accepts its arguments.
+
+    Returns which optional keyword arguments each hook accepts. Raises HookError
+    naming the class, the hook and the reason, so the kernel can refuse to start
+    with a clear message instead of failing on the first request.
+    """
+    import inspect
+
+    accepted: dict[str, frozenset[str]] = {}
+    cls = type(kernel).__name__
+    for name, args in HOOK_ARGS.items():
+        hook = getattr(kernel, name, None)
+        if not callable(hook):
+            raise HookError(f"{cls}.{name} is not callable")
+        try:
+            sig = inspect.signature(hook)
+        except (TypeError, ValueError) as exc:
+            raise HookError(f"cannot read the signature of {cls}.{name}: {exc}") from None
+        try:
+            sig.bind(*args)
+        except TypeError as exc:
+            shown = ", ".join(args)
+            raise HookError(f"{cls}.{name} cannot be called as {name}({shown}): {exc}") from None
+        params = sig.parameters
+        var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        accepted[name] = frozenset(
+            kw
+            for kw in HOOK_OPTIONAL_KWARGS.get(name, ())
+            if var_kw or (kw in params and params[kw].kind is not params[kw].POSITIONAL_ONLY)
+        )
+    return accepted
+
+
+def error_content(exc: BaseException, skip_frames: int = 1) -> JSONDict:
+    """The ename/evalue/traceback triple of the spec's error replies."""
+    import traceback
+
+    tb = exc.__traceback__
+    for _ in range(skip_frames):
+        if tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+    lines = traceback.format_exception(type(exc), exc, tb)
+    return {
+        "status": "error",
+        "ename": type(exc).__name__,
+        "evalue": str(exc),
+        "traceback": [line.rstrip("\n") for line in lines],
+    }
+
+
+class Dispatcher:
+    """Routes each authentic message to its handler and shapes the reply."""
+
+    def __init__(self, kernel: Any, transport: Transport) -> None:
+        self.kernel = kernel
+        self.transport = transport
+        self.accepted = check_hooks(kernel)
+        self._local = threading.local()
+        self._loop: Any = None
+        self._handlers: dict[str, Callable[[str, Message], JSONDict | None]] = {
+            "execute_request": self._execute,
+            "kernel_info_request": self._kernel_info,
+            "complete_request": self._complete,
+            "inspect_request": self._inspect,
+            "history_request": self._history,
+            "is_complete_request": self._is_complete,
+            "comm_info_request": self._comm_info,
+            "shutdown_request": self._shutdown,
+            "interrupt_request": self._interrupt,
+            "comm_open": self._comm_open,
+            "comm_msg": self._ignore,
+            "comm_close": self._ignore,
+        }
+        self.stdout = OutStream("stdout", self)
+        self.stderr = OutStream("stderr", self)
+
+    # -- the author-facing side (used by kernelkit.Kernel) ----------------------
+
+    @property
+    def parent(self) -> Message | None:
+        """The request being handled on the calling thread."""
+        return getattr(self._local, "parent", None)
+
+    def publish(
+        self,
+        msg_type: str,
+        content: JSONDict,
+        metadata: JSONDict | None = None,
+        buffers: list[bytes] | tuple[bytes, ...] = (),
+        parent: Message | None = None,
+    ) -> JSONDict:
+        """Publish on IOPub as a child of the current request."""
+        if msg_type != "stream":
+            self.flush_streams()
+        return self.transport.send(
+            "iopub", msg_type, content, parent or self.parent, metadata, buffers
+        )
+
+    def input(self, prompt: str, password: bool) -> str:
+        parent = self.parent
+        if parent is None or parent.msg_type != "execute_request":
+            raise StdinNotImplementedError("input is only possible while executing code")
+        if not parent.content.get("allow_stdin", True):
+            raise StdinNotImplementedError(
+                "input was requested, but this client does not support input (allow_stdin is false)"
+            )
+        self.flush_streams()
+        return self.transport.request_input(parent, prompt, password)
+
+    def flush_streams(self) -> None:
+        self.stdout.flush()
+        self.stderr.flush()
+
+    def capture_output(self) -> None:
+        """Route print() and sys.stderr written during hooks to the client, as ipykernel does."""
+        self.stdout.fallback = sys.stdout
+        self.stderr.fallback = sys.stderr
+        sys.stdout = self.stdout
+        sys.stderr = self.stderr
+
+    # -- the transport-facing side ----------------------------------------------
+
+    def handle(self, channel: str, msg: Message) -> None:
+        self._handle_one(channel, msg)
+        if getattr(self._local, "aborting", False):
+            self._local.aborting = False
+            for queued in self.transport.queued(channel):
+                self._handle_one(channel, queued, abort_executes=True)
+
+    def _handle_one(self, channel: str, msg: Message, abort_executes: bool = False) -> None:
+        msg_type = msg.msg_type
+        self._local.parent = msg
+        self.transport.send("iopub", "status", {"execution_state": "busy"}, msg)
+        try:
+            if abort_executes and msg_type == "execute_request":
+                reply: JSONDict | None = {"status": "aborted"}
+            else:
+                handler = self._handlers.get(msg_type)
+                if handler is not None:
+                    reply = handler(channel, msg)
+                elif msg_type.endswith("_request"):
+                    reply = {
+                        "status": "error",
+                        "ename": "NotImplementedError",
+                        "evalue": f"{msg_type} is not supported by this kernel",
+                        "traceback": [],
+                    }
+                else:
+                    _log_unknown(msg_type, channel)
+                    reply = None
+            if reply is not None:
+                self.transport.send(channel, _reply_type(msg_type), reply, msg)
+        finally:
+            self.flush_streams()
+            self.transport.send("iopub", "status", {"execution_state": "idle"}, msg)
+            self._local.parent = None
+
+    # -- calling hooks ------------------------------------------------------------
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> JSONDict:
+        """Run a hook; any exception, interrupt or bad return value becomes an error reply."""
+        hook = getattr(self.kernel, name)
+        kwargs = {k: v for k, v in kwargs.items() if k in self.accepted[name]}
+        try:
+            with self.transport.interruptible():
+                result = hook(*args, **kwargs)
+                if hasattr(result, "__await__"):
+                    result = self._await(result)
+        except (Exception, KeyboardInterrupt) as exc:
+            return self._failed(exc)
+        self.flush_streams()
+        if not isinstance(result, dict):
+            wrong = TypeError(
+                f"{type(self.kernel).__name__}.{name} returned "
+                f"{type(result).__name__}, expected a dict"
+            )
+            return self._failed(wrong, skip_frames=0)
+        result.setdefault("status", "ok")
+        return result
+
+    def _failed(self, exc: BaseException, skip_frames: int = 1) -> JSONDict:
+        """Error reply content for a failed hook, also published on IOPub as ``error``."""
+        content = error_content(exc, skip_frames)
+        self.flush_streams()
+        self.publish("error", {k: v for k, v in content.items() if k != "status"})
+        return content
+
+    def _await(self, awaitable: Any) -> Any:
+        # asyncio costs import time: only kernels with async hooks pay for it.
+        import asyncio
+
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        loop = self._loop
+        task = asyncio.ensure_future(awaitable, loop=loop)
+        try:
+            return loop.run_until_complete(task)
+        except BaseException:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                loop.run_until_complete(task)
+            raise
+
+    # -- handlers -----------------------------------------------------------------
+
+    def _execute(self, channel: str, msg: Message) -> JSONDict:
+        c = msg.content
+        code = c.get("code", "")
+        if not isinstance(code, str):
+            return _bad_request("execute_request content 'code' must be a string")
+        silent = bool(c.get("silent", False))
+        store_history = bool(c.get("store_history", not silent)) and not silent
+        user_expressions = c.get("user_expressions") or {}
+        allow_stdin = bool(c.get("allow_stdin", True))
+        kernel = self.kernel
+        if store_history:
+            kernel.execution_count += 1
+        if not silent:
+            self.publish("execute_input", {"code": code, "execution_count": kernel.execution_count})
+        reply = self._call(
+            "do_execute",
+            code,
+            silent,
+            store_history,
+            user_expressions,
+            allow_stdin,
+            cell_id=msg.metadata.get("cellId"),
+        )
+        reply.setdefault("execution_count", kernel.execution_count)
+        if reply["status"] == "ok":
+            reply.setdefault("user_expressions", {})
+            reply.setdefault("payload", [])
+        elif reply["status"] == "error" and not silent and c.get("stop_on_error", True):
+            self._local.aborting = True
+        return reply
+
+    def _kernel_info(self, channel: str, msg: Message) -> JSONDict:
+        return {"status": "ok", **self.kernel.kernel_info}
+
+    def _complete(self, channel: str, msg: Message) -> JSONDict:
+        code = msg.content.get("code", "")
+        if not isinstance(code, str):
+            return _bad_request("complete_request content 'code' must be a string")
+        cursor_pos = _cursor(msg.content, code)
+        return self._call("do_complete", code, cursor_pos)
+
+    def _inspect(self, channel: str, msg: Message) -> JSONDict:
+        c = msg.content
+        code = c.get("code", "")
+        if not isinstance(code, str):
+            return _bad_request("inspect_request content 'code' must be a string")
+        return self._call(
+            "do_inspect",
+            code,
+            _cursor(c, code),
+            c.get("detail_level", 0),
+            omit_sections=c.get("omit_sections", ()),
+        )
+
+    def _history(self, channel: str, msg: Message) -> JSONDict:
+        c = msg.content
+        return self._call(
+            "do_history",
+            c.get("hist_access_type", "tail"),
+            c.get("output", False),
+            c.get("raw", True),
+            c.get("session", 0),
+            c.get("start", 0),
+            c.get("stop"),
+            c.get("n"),
+            c.get("pattern"),
+            c.get("unique", False),
+        )
+
+    def _is_complete(self, channel: str, msg: Message) -> JSONDict:
+        code = msg.content.get("code", "")
+        if not isinstance(code, str):
+            return _bad_request("is_complete_request content 'code' must be a string")
+        return self._call("do_is_complete", code)
+
+    def _comm_info(self, channel: str, msg: Message) -> JSONDict:
+        return {"status": "ok", "comms": {}}
+
+    def _comm_open(self, channel: str, msg: Message) -> None:
+        # No comm targets exist: the spec asks for an immediate comm_close.
+        comm_id = msg.content.get("comm_id")
+        if isinstance(comm_id, str):
+            self.publish("comm_close", {"comm_id": comm_id, "data": {}})
+
+    def _ignore(self, channel: str, msg: Message) -> None:
+        return None
+
+    def _shutdown(self, channel: str, msg: Message) -> JSONDict:
+        restart = bool(msg.content.get("restart", False))
+        reply = self._call("do_shutdown", restart)
+        reply.setdefault("restart", restart)
+        # Some clients watch IOPub rather than the reply to learn of a shutdown.
+        self.publish("shutdown_reply", reply)
+        self.transport.stop(0)
+        return reply
+
+    def _interrupt(self, channel: str, msg: Message) -> JSONDict:
+        self.transport.interrupt()
+        return {"status": "ok"}
+
+
+class StdinNotImplementedError(RuntimeError):
+    """Input was requested, but the client cannot answer (allow_stdin false)."""
+
+
+def _reply_type(msg_type: str) -> str:
+    base = msg_type[: -len("_request")] if msg_type.endswith("_request") else msg_type
+    return f"{base}_reply"
+
+
+def _cursor(content: JSONDict, code: str) -> int:
+    pos = content.get("cursor_pos")
+    return pos if isinstance(pos, int) and not isinstance(pos, bool) else len(code)
+
+
+def _bad_request(reason: str) -> JSONDict:
+    return {"status": "error", "ename": "BadRequest", "evalue": reason, "traceback": [reason]}
+
+
+def _log_unknown(msg_type: str, channel: str) -> None:
+    from .logs import logger
+
+    logger().info("ignored unknown message type %s on %s", msg_type, channel)

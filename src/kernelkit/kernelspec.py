@@ -1,0 +1,137 @@
+"""Kernelspecs: the ``kernel.json`` files through which Jupyter finds and launches kernels.
+
+Follows Jupyter's layout (``<data dir>/kernels/<name>/kernel.json``) and search
+path without importing jupyter_client or jupyter_core, which the kernel's own
+environment need not have.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .connection import jupyter_data_dir
+
+NAME_RE = re.compile(r"^[a-z0-9._-]+$", re.IGNORECASE)
+
+
+class KernelspecError(Exception):
+    """A kernelspec that cannot be written, found or removed (exit code 2)."""
+
+
+@dataclass
+class InstalledSpec:
+    name: str
+    path: Path
+    spec: dict[str, Any]
+
+    @property
+    def is_kernelkit(self) -> bool:
+        argv = self.spec.get("argv") or []
+        return "kernelkit" in argv or "kernelkit" in (self.spec.get("metadata") or {})
+
+
+def data_dirs() -> list[Path]:
+    """Jupyter's data search path, most specific first (as jupyter_core orders it)."""
+    dirs: list[Path] = []
+    for entry in os.environ.get("JUPYTER_PATH", "").split(os.pathsep):
+        if entry:
+            dirs.append(Path(entry))
+    dirs.append(jupyter_data_dir())
+    dirs.append(Path(sys.prefix) / "share" / "jupyter")
+    if os.name != "nt":
+        dirs += [Path("/usr/local/share/jupyter"), Path("/usr/share/jupyter")]
+    seen: set[Path] = set()
+    unique = []
+    for d in dirs:
+        if d not in seen:
+            seen.add(d)
+            unique.append(d)
+    return unique
+
+
+def target_dir(user: bool = False, sys_prefix: bool = False, prefix: str | None = None) -> Path:
+    """The ``kernels`` folder an install writes to; the user's data dir by default."""
+    if prefix:
+        return Path(prefix) / "share" / "jupyter" / "kernels"
+    if sys_prefix:
+        return Path(sys.prefix) / "share" / "jupyter" / "kernels"
+    return jupyter_data_dir() / "kernels"
+
+
+def make_spec(
+    kernel: str,
+    display_name: str,
+    language: str,
+    interrupt_mode: str = "signal",
+    path: str | None = None,
+) -> dict[str, Any]:
+    argv = [sys.executable, "-m", "kernelkit", "run", kernel]
+    if path:
+        argv += ["--path", path]
+    argv += ["-f", "{connection_file}"]
+    return {
+        "argv": argv,
+        "display_name": display_name,
+        "language": language,
+        "interrupt_mode": interrupt_mode,
+        "kernel_protocol_version": "5.5",
+        "metadata": {"kernelkit": {"kernel": kernel}},
+    }
+
+
+def install(spec: dict[str, Any], name: str, kernels_dir: Path) -> Path:
+    if not NAME_RE.match(name):
+        raise KernelspecError(f"bad kernelspec name {name!r}: use letters, digits, '.', '_' or '-'")
+    dest = kernels_dir / name.lower()
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        with open(dest / "kernel.json", "w", encoding="utf-8") as f:
+            json.dump(spec, f, indent=2)
+            f.write("\n")
+    except OSError as exc:
+        raise KernelspecError(f"cannot write kernelspec to {dest}: {exc.strerror}") from None
+    return dest
+
+
+def find_all() -> list[InstalledSpec]:
+    """Every kernelspec on Jupyter's path; the first of a name wins, as in Jupyter."""
+    found: dict[str, InstalledSpec] = {}
+    for data in data_dirs():
+        kernels = data / "kernels"
+        if not kernels.is_dir():
+            continue
+        for entry in sorted(kernels.iterdir()):
+            name = entry.name.lower()
+            if name in found or not (entry / "kernel.json").is_file():
+                continue
+            try:
+                spec = json.loads((entry / "kernel.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(spec, dict):
+                found[name] = InstalledSpec(name, entry, spec)
+    return sorted(found.values(), key=lambda s: s.name)
+
+
+def remove(name: str) -> Path:
+    """Delete a kernelkit kernelspec; refuses other kernels' specs."""
+    for spec in find_all():
+        if spec.name == name.lower():
+            if not spec.is_kernelkit:
+                raise KernelspecError(
+                    f"kernelspec {name!r} at {spec.path} is not a kernelkit kernel; "
+                    "use `jupyter kernelspec remove` for it"
+                )
+            try:
+                shutil.rmtree(spec.path)
+            except OSError as exc:
+                raise KernelspecError(f"cannot remove {spec.path}: {exc.strerror}") from None
+            return spec.path
+    raise KernelspecError(f"no kernelspec named {name!r}")

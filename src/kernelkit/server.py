@@ -1,0 +1,449 @@
+"""Sockets and threads: where bytes arrive and leave, and nothing about what they mean.
+
+Threads and who owns what:
+
+* the **main thread** owns shell and stdin and runs every shell request, so that
+  SIGINT (which Python delivers to the main thread only) interrupts the running hook;
+* the **control thread** owns the control socket, answers there while shell is busy,
+  turns IOPub subscriptions into ``iopub_welcome`` (protocol 5.5) and watches the parent;
+* the **heartbeat thread** echoes in libzmq's C proxy on its own context, so it keeps
+  answering while Python code holds the GIL;
+* IOPub is written by both main and control threads, serialised by a lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Protocol
+
+import zmq
+
+from .connection import ConnectionInfo
+from .wire import JSONDict, Message, ProtocolError, Session
+
+if TYPE_CHECKING:
+    import logging
+
+# How long sockets may keep unsent messages at exit (ms): replies and the last
+# status must reach the client, but a vanished client must not hold up the exit.
+LINGER_MS = 1000
+# Grace given to a busy main thread to finish after shutdown before the process exits anyway.
+SHUTDOWN_GRACE_S = 2.0
+# How often the control thread looks at the parent process (s).
+PARENT_POLL_S = 1.0
+
+
+class Handler(Protocol):
+    """What the server hands each authentic message to (the dispatcher)."""
+
+    def handle(self, channel: str, msg: Message) -> None: ...
+
+
+def _logger() -> logging.Logger:
+    # logging costs a few ms to import: only pay when there is something to say.
+    from .logs import logger
+
+    return logger()
+
+
+class IOPub:
+    """The IOPub XPUB socket, safe to use from several threads."""
+
+    def __init__(self, socket: zmq.Socket[bytes], session: Session) -> None:
+        self.socket = socket
+        self.session = session
+        self.lock = threading.Lock()
+
+    def send(self, frames: list[bytes]) -> None:
+        with self.lock:
+            self.socket.send_multipart(frames)
+            # Another thread's send may have consumed the wake-up of a pending
+            # subscription; checking here means no new subscriber goes unwelcomed.
+            if self._readable():
+                self._welcome_locked()
+
+    def welcome(self) -> None:
+        with self.lock:
+            if self._readable():
+                self._welcome_locked()
+
+    def _readable(self) -> bool:
+        return bool(int(self.socket.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
+
+    def _welcome_locked(self) -> None:
+        while True:
+            try:
+                event = self.socket.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if event[:1] != b"\x01":  # first byte 1 = subscribe, 0 = unsubscribe
+                continue  # an unsubscription
+            topic = event[1:]
+            try:
+                subscription = topic.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            ids = [topic] if topic else []
+            frames = self.session.serialize(
+                "iopub_welcome", {"subscription": subscription}, identities=ids
+            )
+            self.socket.send_multipart(frames)
+
+
+class Server:
+    """Binds the five channels and moves messages between them and a Handler."""
+
+    def __init__(self, info: ConnectionInfo, session: Session) -> None:
+        self.info = info
+        self.session = session
+        self.handler: Handler | None = None
+        self.exit_code = 0
+        self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self._ctx.linger = LINGER_MS
+        self._hb_ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self._running = False
+        self._done = threading.Event()
+        self._main_ident = threading.main_thread().ident
+        # Interrupt state, touched by the SIGINT handler on the main thread.
+        self._interruptible = False
+        self._sending = False
+        self._pending_interrupt = False
+        self._bind()
+
+    # -- setup ---------------------------------------------------------------
+
+    def _bind(self) -> None:
+        ctx = self._ctx
+        self.shell = ctx.socket(zmq.ROUTER)
+        self.control = ctx.socket(zmq.ROUTER)
+        self.stdin = ctx.socket(zmq.ROUTER)
+        iopub = ctx.socket(zmq.XPUB)
+        iopub.setsockopt(zmq.XPUB_VERBOSE, 1)
+        self.hb = self._hb_ctx.socket(zmq.ROUTER)
+        self.hb.linger = 0
+        for sock in (self.shell, self.control, self.stdin):
+            sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        for channel, sock in (
+            ("shell", self.shell),
+            ("iopub", iopub),
+            ("stdin", self.stdin),
+            ("control", self.control),
+            ("hb", self.hb),
+        ):
+            self._bind_one(channel, sock)
+        self.iopub = IOPub(iopub, self.session)
+        # Wakes the main loop (shutdown) and the control loop (exit) from other threads.
+        self._wake_main_rx = ctx.socket(zmq.PAIR)
+        self._wake_main_rx.bind("inproc://kernelkit-wake-main")
+        self._wake_main_tx = ctx.socket(zmq.PAIR)
+        self._wake_main_tx.connect("inproc://kernelkit-wake-main")
+        self._wake_main_lock = threading.Lock()
+        self._wake_control_rx = ctx.socket(zmq.PAIR)
+        self._wake_control_rx.bind("inproc://kernelkit-wake-control")
+        self._wake_control_tx = ctx.socket(zmq.PAIR)
+        self._wake_control_tx.connect("inproc://kernelkit-wake-control")
+
+    def _bind_one(self, channel: str, sock: zmq.Socket[bytes]) -> None:
+        info = self.info
+        if info.transport == "tcp":
+            host = f"tcp://[{info.ip}]" if ":" in info.ip else f"tcp://{info.ip}"
+            if ":" in info.ip:
+                sock.setsockopt(zmq.IPV6, 1)
+            if info.port(channel) == 0:
+                info.set_port(channel, sock.bind_to_random_port(host))
+            else:
+                sock.bind(info.url(channel))
+            return
+        # ipc: pick the first free "<ip>-<n>" path when no port was given, like jupyter_client.
+        if info.port(channel) == 0:
+            port = 1
+            while os.path.exists(f"{info.ip}-{port}") or port in _ports(info):
+                port += 1
+            info.set_port(channel, port)
+        sock.bind(info.url(channel))
+
+    # -- running -------------------------------------------------------------
+
+    def run(self, handler: Handler) -> int:
+        """Serve until shutdown; returns the exit code. Must run on the main thread."""
+        self.handler = handler
+        self._running = True
+        self._install_signal_handlers()
+        threading.Thread(target=self._heartbeat, name="kernelkit-heartbeat", daemon=True).start()
+        control = threading.Thread(target=self._control_loop, name="kernelkit-control", daemon=True)
+        control.start()
+        try:
+            self._shell_loop()
+        finally:
+            self._running = False
+            self._wake_control_tx.send(b"")
+            control.join(SHUTDOWN_GRACE_S)
+            # A control thread stuck in a hook still holds its socket: then term() would hang.
+            self._close(term=not control.is_alive())
+            self._done.set()
+        return self.exit_code
+
+    def _shell_loop(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.shell, zmq.POLLIN)
+        poller.register(self._wake_main_rx, zmq.POLLIN)
+        shell = self.shell
+        while self._running:
+            try:
+                events = dict(poller.poll())
+            except KeyboardInterrupt:
+                continue  # SIGINT while idle is harmless
+            if self._wake_main_rx in events:
+                self._wake_main_rx.recv()
+                continue
+            while self._running:
+                try:
+                    frames = shell.recv_multipart(zmq.NOBLOCK, copy=True)
+                except zmq.Again:
+                    break
+                except KeyboardInterrupt:
+                    continue
+                self._deliver("shell", frames)
+
+    def _deliver(self, channel: str, frames: list[bytes]) -> None:
+        try:
+            msg = self.session.deserialize(frames)
+        except ProtocolError as exc:
+            _logger().warning("dropped a malformed message on %s: %s", channel, exc)
+            return
+        assert self.handler is not None
+        try:
+            self.handler.handle(channel, msg)
+        except KeyboardInterrupt:
+            _logger().warning("interrupt arrived between requests; ignored")
+        except Exception:
+            _logger().exception("internal error handling %s on %s", msg.msg_type, channel)
+
+    def _control_loop(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.control, zmq.POLLIN)
+        # The XPUB socket's own file descriptor only says "look at me": polling it
+        # from this thread never touches the socket, which belongs to the IOPub lock.
+        iopub_fd = self.iopub.socket.getsockopt(zmq.FD)
+        poller.register(iopub_fd, zmq.POLLIN)
+        wake_rx = self._wake_control_rx
+        poller.register(wake_rx, zmq.POLLIN)
+        parent = _ParentWatch()
+        self.iopub.welcome()
+        try:
+            while self._running:
+                events = dict(poller.poll(int(PARENT_POLL_S * 1000)))
+                if iopub_fd in events:
+                    self.iopub.welcome()
+                if self.control in events:
+                    while self._running:
+                        try:
+                            frames = self.control.recv_multipart(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                        self._deliver("control", frames)
+                if wake_rx in events:
+                    wake_rx.recv()
+                if parent.gone():
+                    _logger().warning("parent process is gone; exiting")
+                    self.stop(0)
+        finally:
+            self.control.close()
+            wake_rx.close()
+
+    def _heartbeat(self) -> None:
+        with contextlib.suppress(zmq.ZMQError):  # context terminated at exit
+            zmq.proxy(self.hb, self.hb)
+
+    def stop(self, exit_code: int = 0) -> None:
+        """Ask the kernel to exit; safe from any thread. A busy main thread gets a grace period."""
+        self.exit_code = exit_code
+        self._running = False
+        if threading.get_ident() == self._main_ident:
+            return
+        with self._wake_main_lock:
+            if not self._wake_main_tx.closed:
+                self._wake_main_tx.send(b"")
+        threading.Thread(target=self._force_exit, name="kernelkit-exit", daemon=True).start()
+
+    def _force_exit(self) -> None:
+        if not self._done.wait(SHUTDOWN_GRACE_S):
+            _logger().warning(
+                "main thread still busy %.0fs after shutdown; exiting", SHUTDOWN_GRACE_S
+            )
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(self.exit_code)
+
+    def _close(self, term: bool) -> None:
+        for sock in (self.shell, self.stdin, self._wake_main_rx, self._wake_control_tx):
+            sock.close()
+        with self._wake_main_lock:
+            self._wake_main_tx.close()
+        with self.iopub.lock:
+            self.iopub.socket.close()
+        # term() waits (up to LINGER_MS) until queued replies and statuses are sent.
+        if term:
+            self._ctx.term()
+
+    # -- sending ---------------------------------------------------------------
+
+    def send(
+        self,
+        channel: str,
+        msg_type: str,
+        content: JSONDict,
+        parent: Message | None = None,
+        metadata: JSONDict | None = None,
+        buffers: list[bytes] | tuple[bytes, ...] = (),
+    ) -> JSONDict:
+        """Send one message: a reply on shell/control to the parent's sender, or an IOPub publish.
+
+        Returns the header sent. Sending is never cut in half by an interrupt: a
+        SIGINT that arrives meanwhile is raised once the frames are out.
+        """
+        header = self.session.header(msg_type)
+        parent_header = parent.header if parent is not None else {}
+        if channel == "iopub":
+            ids: list[bytes] = [msg_type.encode()]
+        else:
+            ids = parent.identities if parent is not None else []
+        frames = self.session.serialize(
+            msg_type, content, parent_header, metadata, ids, buffers, header=header
+        )
+        self._send_frames(channel, frames)
+        return header
+
+    def _send_frames(self, channel: str, frames: list[bytes]) -> None:
+        on_main = threading.get_ident() == self._main_ident
+        if on_main:
+            self._sending = True
+        try:
+            if channel == "iopub":
+                self.iopub.send(frames)
+            elif channel == "shell":
+                self.shell.send_multipart(frames)
+            elif channel == "control":
+                self.control.send_multipart(frames)
+            elif channel == "stdin":
+                self.stdin.send_multipart(frames)
+            else:
+                raise ValueError(f"unknown channel {channel!r}")
+        finally:
+            if on_main:
+                self._sending = False
+        if on_main and self._pending_interrupt and self._interruptible:
+            self._pending_interrupt = False
+            raise KeyboardInterrupt
+
+    def queued(self, channel: str = "shell") -> list[Message]:
+        """Messages already waiting on a channel (for aborting them after an error)."""
+        assert channel == "shell", "only the main thread's shell queue can be drained"
+        out: list[Message] = []
+        while True:
+            try:
+                frames = self.shell.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return out
+            try:
+                out.append(self.session.deserialize(frames))
+            except ProtocolError as exc:
+                _logger().warning("dropped a malformed message on shell: %s", exc)
+
+    def request_input(self, parent: Message, prompt: str, password: bool) -> str:
+        """Ask the client that sent ``parent`` for a line of input over stdin and wait for it."""
+        # Replies to earlier, abandoned requests must not answer this one.
+        while True:
+            try:
+                self.stdin.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+        header = self.send(
+            "stdin", "input_request", {"prompt": prompt, "password": password}, parent
+        )
+        poller = zmq.Poller()
+        poller.register(self.stdin, zmq.POLLIN)
+        while True:
+            if not poller.poll(1000):
+                if not self._running:
+                    raise EOFError("kernel is shutting down")
+                continue
+            frames = self.stdin.recv_multipart()
+            try:
+                reply = self.session.deserialize(frames)
+            except ProtocolError as exc:
+                _logger().warning("dropped a malformed message on stdin: %s", exc)
+                continue
+            if reply.msg_type != "input_reply":
+                _logger().warning("unexpected %s on stdin; ignored", reply.msg_type)
+                continue
+            if reply.parent_header.get("msg_id") not in (None, header["msg_id"]):
+                continue
+            value = reply.content.get("value", "")
+            if not isinstance(value, str):
+                raise ValueError("input_reply value is not a string")
+            return value
+
+    # -- interrupts --------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        if threading.get_ident() != self._main_ident:
+            return
+        signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        if not self._interruptible:
+            return  # SIGINT while idle (or between requests) is harmless
+        if self._sending:
+            self._pending_interrupt = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """Run a block (a kernel hook) that SIGINT or interrupt_request may cut short."""
+        self._pending_interrupt = False
+        self._interruptible = True
+        try:
+            yield
+        finally:
+            self._interruptible = False
+            self._pending_interrupt = False
+
+    def interrupt(self) -> None:
+        """Interrupt the main thread as SIGINT would (interrupt_mode "message")."""
+        if self._main_ident is not None:
+            signal.pthread_kill(self._main_ident, signal.SIGINT)
+
+
+def _ports(info: ConnectionInfo) -> set[int]:
+    return {info.shell_port, info.iopub_port, info.stdin_port, info.control_port, info.hb_port}
+
+
+class _ParentWatch:
+    """Notices when the process that launched the kernel (JPY_PARENT_PID) has gone."""
+
+    def __init__(self) -> None:
+        try:
+            self.pid = int(os.environ.get("JPY_PARENT_PID", "0"))
+        except ValueError:
+            self.pid = 0
+        self.ppid = os.getppid()
+
+    def gone(self) -> bool:
+        if self.pid <= 0:
+            return False
+        if self.ppid == self.pid and os.getppid() != self.pid:
+            return True  # we were re-parented: the launcher died
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False

@@ -1,0 +1,230 @@
+"""The Jupyter wire format, sans-IO: frames in, messages out, and back.
+
+Nothing here touches a socket or a thread. A message on the wire is a list of
+byte frames (messaging spec, "The Wire Protocol")::
+
+    [identity..., b"<IDS|MSG>", signature, header, parent_header, metadata, content, buffer...]
+
+The signature is the HMAC hex digest of the four JSON frames, keyed by the
+connection file's ``key``; an empty key means messages are not signed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+DELIMITER = b"<IDS|MSG>"
+# Protocol 5.5 adds iopub_welcome on an XPUB IOPub socket, which the server implements.
+PROTOCOL_VERSION = "5.5"
+# How many recent signatures the replay guard remembers; jupyter_client's Session
+# keeps the same order of magnitude (2**16) before culling.
+REPLAY_MEMORY = 1 << 16
+
+JSONDict = dict[str, Any]
+
+
+class ProtocolError(ValueError):
+    """A frame list that is not a valid, authentic Jupyter message."""
+
+
+@dataclass(slots=True)
+class Message:
+    """One Jupyter message, as its four dicts plus routing and binary buffers."""
+
+    header: JSONDict
+    parent_header: JSONDict
+    metadata: JSONDict
+    content: JSONDict
+    buffers: list[bytes] = field(default_factory=list)
+    identities: list[bytes] = field(default_factory=list)
+
+    @property
+    def msg_type(self) -> str:
+        return str(self.header["msg_type"])
+
+    @property
+    def msg_id(self) -> str:
+        return str(self.header["msg_id"])
+
+
+def utcnow_iso() -> str:
+    """The current time as ISO 8601 in UTC, as jupyter_client writes it."""
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _json_default(obj: object) -> object:
+    # Hooks sometimes return tuples of tuples, sets or datetimes; JSON has lists and strings.
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    if isinstance(obj, set | frozenset):
+        return list(obj)
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+_encoder = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_json_default
+)
+
+
+def dumps(obj: object) -> bytes:
+    """JSON-encode one message dict. NaN is refused: browsers cannot parse it."""
+    return _encoder.encode(obj).encode("utf-8", "surrogatepass")
+
+
+def _loads_dict(frame: bytes, what: str) -> JSONDict:
+    try:
+        value = json.loads(frame)
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"{what} is not valid UTF-8: {exc}") from None
+    except ValueError as exc:
+        raise ProtocolError(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ProtocolError(f"{what} is a JSON {type(value).__name__}, not an object")
+    return value
+
+
+class Signer:
+    """HMAC signing with the connection's ``signature_scheme`` (``hmac-<hashlib name>``)."""
+
+    def __init__(self, key: bytes, scheme: str = "hmac-sha256") -> None:
+        if not scheme.startswith("hmac-"):
+            raise ValueError(f"unsupported signature_scheme {scheme!r}: expected 'hmac-<hash>'")
+        digest = scheme[5:]
+        try:
+            hashlib.new(digest)
+        except (ValueError, TypeError):
+            raise ValueError(
+                f"unsupported signature_scheme {scheme!r}: no hash {digest!r}"
+            ) from None
+        self.key = key
+        self.scheme = scheme
+        self._hmac = hmac.new(key, digestmod=digest) if key else None
+
+    @property
+    def enabled(self) -> bool:
+        return self._hmac is not None
+
+    def sign(self, parts: list[bytes]) -> bytes:
+        if self._hmac is None:
+            return b""
+        h = self._hmac.copy()
+        for part in parts:
+            h.update(part)
+        return h.hexdigest().encode("ascii")
+
+
+class ReplayGuard:
+    """Remembers recent signatures so that a captured message cannot be sent again."""
+
+    def __init__(self, memory: int = REPLAY_MEMORY) -> None:
+        self._seen: dict[bytes, None] = {}
+        self._memory = memory
+
+    def check(self, signature: bytes) -> None:
+        if signature in self._seen:
+            raise ProtocolError("replayed message: this signature was already seen")
+        self._seen[signature] = None
+        if len(self._seen) > self._memory:
+            del self._seen[next(iter(self._seen))]
+
+
+class Session:
+    """Builds and parses messages for one kernel session (one signing key, one session id)."""
+
+    def __init__(
+        self,
+        key: bytes = b"",
+        signature_scheme: str = "hmac-sha256",
+        username: str = "kernel",
+        session_id: str | None = None,
+    ) -> None:
+        self.signer = Signer(key, signature_scheme)
+        self.replay_guard = ReplayGuard()
+        self.session_id = session_id or _new_id()
+        self.username = username
+        self._counter = 0
+
+    def new_msg_id(self) -> str:
+        # Unique per message without the cost of a uuid each time: session id plus a counter.
+        self._counter += 1
+        return f"{self.session_id}_{os.getpid()}_{self._counter}"
+
+    def header(self, msg_type: str) -> JSONDict:
+        return {
+            "msg_id": self.new_msg_id(),
+            "msg_type": msg_type,
+            "username": self.username,
+            "session": self.session_id,
+            "date": utcnow_iso(),
+            "version": PROTOCOL_VERSION,
+        }
+
+    def serialize(
+        self,
+        msg_type: str,
+        content: JSONDict,
+        parent: JSONDict | None = None,
+        metadata: JSONDict | None = None,
+        identities: list[bytes] | tuple[bytes, ...] = (),
+        buffers: list[bytes] | tuple[bytes, ...] = (),
+        header: JSONDict | None = None,
+    ) -> list[bytes]:
+        """Frames for a new message; raises TypeError/ValueError if content is not JSON."""
+        parts = [
+            dumps(header if header is not None else self.header(msg_type)),
+            dumps(parent or {}),
+            dumps(metadata or {}),
+            dumps(content),
+        ]
+        return [*identities, DELIMITER, self.signer.sign(parts), *parts, *buffers]
+
+    def deserialize(self, frames: list[bytes]) -> Message:
+        """Parse, authenticate and replay-check one message; ProtocolError if it is bad."""
+        try:
+            split = frames.index(DELIMITER)
+        except ValueError:
+            raise ProtocolError("no <IDS|MSG> delimiter frame") from None
+        if len(frames) - split < 6:
+            raise ProtocolError(
+                f"{len(frames) - split - 1} frames after the delimiter, at least 5 are needed"
+            )
+        signature = bytes(frames[split + 1])
+        parts = [bytes(f) for f in frames[split + 2 : split + 6]]
+        if self.signer.enabled:
+            if not signature:
+                raise ProtocolError("unsigned message, but this session requires signatures")
+            if not hmac.compare_digest(signature, self.signer.sign(parts)):
+                raise ProtocolError("invalid signature")
+            self.replay_guard.check(signature)
+        header = _loads_dict(parts[0], "header")
+        msg_type = header.get("msg_type")
+        if not isinstance(msg_type, str) or not msg_type:
+            raise ProtocolError("header has no msg_type string")
+        if not isinstance(header.get("msg_id"), str):
+            raise ProtocolError("header has no msg_id string")
+        return Message(
+            header=header,
+            parent_header=_loads_dict(parts[1], "parent_header"),
+            metadata=_loads_dict(parts[2], "metadata"),
+            content=_loads_dict(parts[3], "content"),
+            buffers=[bytes(f) for f in frames[split + 6 :]],
+            identities=[bytes(f) for f in frames[:split]],
+        )
+
+
+def _new_id() -> str:
+    raw = os.urandom(16).hex()
+    return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
+
+
+def new_key() -> bytes:
+    """A fresh signing key, as jupyter_client makes them (a UUID's text)."""
+    return _new_id().encode("ascii")
