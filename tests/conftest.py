@@ -1,0 +1,122 @@
+"""Shared fixtures: an isolated Jupyter environment, test kernelspecs, and client helpers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SUPPORT = Path(__file__).parent / "support"
+
+# Isolate every Jupyter path from the machine's own before jupyter_client is imported.
+_JUPYTER_HOME = Path(tempfile.mkdtemp(prefix="kernelkit-tests-"))
+os.environ["JUPYTER_DATA_DIR"] = str(_JUPYTER_HOME / "data")
+os.environ["JUPYTER_RUNTIME_DIR"] = str(_JUPYTER_HOME / "runtime")
+os.environ["JUPYTER_CONFIG_DIR"] = str(_JUPYTER_HOME / "config")
+os.environ["JUPYTER_PATH"] = str(_JUPYTER_HOME / "path")
+os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(SUPPORT), os.environ.get("PYTHONPATH", "")) if p
+)
+sys.path.insert(0, str(SUPPORT))
+
+TEST_SPECS = {
+    # name: (kernel, interrupt mode)
+    "kk-commands": ("kk_testkernels:CommandKernel", "signal"),
+    "kk-commands-message": ("kk_testkernels:CommandKernel", "message"),
+    "kk-async": ("kk_testkernels:AsyncKernel", "signal"),
+    "kk-classic-echo": ("classic_echo:EchoKernel", "signal"),
+}
+
+
+def kernelkit(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run the kernelkit CLI as a user would, in a child process."""
+    return subprocess.run(
+        [sys.executable, "-m", "kernelkit", *args],
+        capture_output=True,
+        text=True,
+        timeout=kwargs.pop("timeout", 60),
+        **kwargs,
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    prefix = _JUPYTER_HOME / "prefix"
+    for name, (kernel, mode) in TEST_SPECS.items():
+        done = kernelkit("install", kernel, "--name", name, "--prefix", str(prefix),
+                         "--interrupt-mode", mode, cwd=SUPPORT)
+        assert done.returncode == 0, done.stderr
+    os.environ["JUPYTER_PATH"] = str(prefix / "share" / "jupyter")
+
+
+class Kernel:
+    """A started kernel with a blocking client, and helpers to run code and read IOPub."""
+
+    def __init__(self, name: str) -> None:
+        from jupyter_client.manager import start_new_kernel
+
+        self.km, self.kc = start_new_kernel(kernel_name=name, startup_timeout=30)
+
+    def request(self, msg_type: str, content: dict[str, Any] | None = None,
+                channel: str = "shell") -> str:
+        msg = self.kc.session.msg(msg_type, content or {})
+        getattr(self.kc, f"{channel}_channel").send(msg)
+        return str(msg["header"]["msg_id"])
+
+    def reply(self, msg_id: str, channel: str = "shell", timeout: float = 20) -> dict[str, Any]:
+        chan = getattr(self.kc, f"{channel}_channel")
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = chan.get_msg(timeout=max(0.01, deadline - time.monotonic()))
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return msg  # type: ignore[no-any-return]
+
+    def iopub_until_idle(self, msg_id: str, timeout: float = 20) -> list[dict[str, Any]]:
+        """IOPub messages whose parent is msg_id, through its idle status."""
+        out = []
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.kc.iopub_channel.get_msg(timeout=max(0.01, deadline - time.monotonic()))
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            out.append(msg)
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                return out
+
+    def execute(self, code: str, timeout: float = 20, **kw: Any) -> tuple[dict[str, Any],
+                                                                        list[dict[str, Any]]]:
+        msg_id = self.kc.execute(code, **kw)
+        reply = self.reply(msg_id, timeout=timeout)
+        return reply, self.iopub_until_idle(msg_id, timeout=timeout)
+
+    def stdout(self, code: str, **kw: Any) -> str:
+        reply, msgs = self.execute(code, **kw)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        return "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream"
+                       and m["content"]["name"] == "stdout")
+
+    def close(self) -> None:
+        self.kc.stop_channels()
+        if self.km.has_kernel:
+            self.km.shutdown_kernel(now=True)
+
+
+@pytest.fixture
+def start_kernel() -> Iterator[Any]:
+    started: list[Kernel] = []
+
+    def start(name: str = "kk-commands") -> Kernel:
+        k = Kernel(name)
+        started.append(k)
+        return k
+
+    yield start
+    for k in started:
+        k.close()

@@ -1,0 +1,158 @@
+"""The sans-IO wire layer, checked against jupyter_client's own Session in both directions."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from jupyter_client.session import Session as JCSession
+
+from kernelkit.wire import DELIMITER, PROTOCOL_VERSION, ProtocolError, ReplayGuard, Session
+
+KEY = b"a0436f6c-1916-498b-8eb9-e81ab9368e84"
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+contents = st.dictionaries(st.text(max_size=10), json_values, max_size=5)
+
+
+@pytest.mark.parametrize("scheme", ["hmac-sha256", "hmac-sha512", "hmac-md5"])
+def test_jupyter_client_reads_ours(scheme: str) -> None:
+    ours = Session(KEY, scheme)
+    theirs = JCSession(key=KEY, signature_scheme=scheme)
+    parent = theirs.msg("execute_request", {"code": "1"})
+    frames = ours.serialize("stream", {"name": "stdout", "text": "hé"}, parent["header"],
+                            identities=[b"client-id"], buffers=[b"\x00\x01"])
+    idents, rest = theirs.feed_identities(frames)
+    msg = theirs.deserialize(rest)
+    assert idents == [b"client-id"]
+    assert msg["content"] == {"name": "stdout", "text": "hé"}
+    assert msg["parent_header"]["msg_id"] == parent["header"]["msg_id"]
+    assert msg["header"]["version"] == PROTOCOL_VERSION
+    assert msg["header"]["session"] == ours.session_id
+    assert [bytes(b) for b in msg["buffers"]] == [b"\x00\x01"]
+
+
+@pytest.mark.parametrize("scheme", ["hmac-sha256", "hmac-sha1"])
+def test_we_read_jupyter_client(scheme: str) -> None:
+    theirs = JCSession(key=KEY, signature_scheme=scheme)
+    ours = Session(KEY, scheme)
+    msg = theirs.msg("execute_request", {"code": "print(1)", "silent": False}, metadata={"a": 1})
+    frames = theirs.serialize(msg, ident=[b"id1", b"id2"])
+    parsed = ours.deserialize(frames)
+    assert parsed.identities == [b"id1", b"id2"]
+    assert parsed.msg_type == "execute_request"
+    assert parsed.msg_id == msg["header"]["msg_id"]
+    assert parsed.content == {"code": "print(1)", "silent": False}
+    assert parsed.metadata == {"a": 1}
+
+
+@given(content=contents, metadata=contents)
+def test_round_trip_any_json(content: dict, metadata: dict) -> None:
+    ours = Session(KEY)
+    theirs = JCSession(key=KEY)
+    frames = ours.serialize("custom", content, metadata=metadata)
+    back = theirs.deserialize(theirs.feed_identities(frames)[1])
+    assert back["content"] == content and back["metadata"] == metadata
+    again = ours.deserialize(theirs.serialize(theirs.msg("custom", content, metadata=metadata)))
+    assert again.content == content and again.metadata == metadata
+
+
+def test_signature_is_hmac_of_the_four_frames() -> None:
+    frames = Session(KEY).serialize("status", {"execution_state": "idle"})
+    i = frames.index(DELIMITER)
+    expected = hmac.new(KEY, b"".join(frames[i + 2 : i + 6]), hashlib.sha256).hexdigest()
+    assert frames[i + 1] == expected.encode()
+
+
+def test_unsigned_session_sends_empty_signature_and_accepts_unsigned() -> None:
+    s = Session(b"")
+    frames = s.serialize("status", {})
+    assert frames[frames.index(DELIMITER) + 1] == b""
+    assert s.deserialize(JCSession(key=b"").serialize(JCSession(key=b"").msg("x", {}))).msg_type == "x"
+
+
+def _valid(session: JCSession | None = None) -> list[bytes]:
+    s = session or JCSession(key=KEY)
+    return s.serialize(s.msg("execute_request", {"code": "x"}))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda f: f[1:], "delimiter"),
+        (lambda f: f[:4], "frames after the delimiter"),
+        (lambda f: [f[0], b"0" * 64, *f[2:]], "invalid signature"),
+        (lambda f: [f[0], b"", *f[2:]], "unsigned"),
+        (lambda f: [*f[:2], b"{not json", *f[3:]], "invalid signature"),
+    ],
+)
+def test_bad_frames_raise_protocol_error(mutate, reason: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ProtocolError, match=reason):
+        Session(KEY).deserialize(mutate(_valid()))
+
+
+def _signed(parts: list[bytes]) -> list[bytes]:
+    sig = hmac.new(KEY, b"".join(parts), hashlib.sha256).hexdigest().encode()
+    return [DELIMITER, sig, *parts]
+
+
+@pytest.mark.parametrize(
+    ("parts", "reason"),
+    [
+        ([b"[1]", b"{}", b"{}", b"{}"], "not an object"),
+        ([b"\xff\xfe", b"{}", b"{}", b"{}"], "UTF-8|JSON"),
+        ([b"{}", b"{}", b"{}", b"{}"], "msg_type"),
+        ([json.dumps({"msg_type": "x"}).encode(), b"{}", b"{}", b"{}"], "msg_id"),
+        ([json.dumps({"msg_type": 3, "msg_id": "a"}).encode(), b"{}", b"{}", b"{}"], "msg_type"),
+        ([json.dumps({"msg_type": "x", "msg_id": "a"}).encode(), b"{}", b"{}", b"nan"], "content"),
+    ],
+)
+def test_authentic_but_malformed_messages(parts: list[bytes], reason: str) -> None:
+    with pytest.raises(ProtocolError, match=reason):
+        Session(KEY).deserialize(_signed(parts))
+
+
+def test_replayed_message_is_refused() -> None:
+    ours = Session(KEY)
+    frames = _valid()
+    ours.deserialize(frames)
+    with pytest.raises(ProtocolError, match="replayed"):
+        ours.deserialize(frames)
+
+
+def test_replay_guard_forgets_only_the_oldest() -> None:
+    guard = ReplayGuard(memory=3)
+    for sig in (b"a", b"b", b"c", b"d"):
+        guard.check(sig)
+    guard.check(b"a")  # forgotten: the oldest beyond the memory
+    with pytest.raises(ProtocolError):
+        guard.check(b"d")
+
+
+def test_unknown_signature_scheme_is_refused() -> None:
+    with pytest.raises(ValueError, match="signature_scheme"):
+        Session(KEY, "hmac-nosuchhash")
+    with pytest.raises(ValueError, match="signature_scheme"):
+        Session(KEY, "rsa-sha256")
+
+
+def test_headers_are_unique_and_dated() -> None:
+    s = Session(KEY)
+    a, b = s.header("status"), s.header("status")
+    assert a["msg_id"] != b["msg_id"]
+    assert a["date"].endswith("Z") and "T" in a["date"]
+    assert {"msg_id", "msg_type", "username", "session", "date", "version"} <= a.keys()
+
+
+def test_nan_is_refused_when_sending() -> None:
+    with pytest.raises(ValueError):
+        Session(KEY).serialize("x", {"v": float("nan")})
