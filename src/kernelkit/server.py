@@ -51,6 +51,10 @@ def _logger() -> logging.Logger:
     return logger()
 
 
+class _Terminate(BaseException):
+    """Raised by the SIGTERM handler to unwind the main thread to a clean exit."""
+
+
 class IOPub:
     """The IOPub XPUB socket, safe to use from several threads."""
 
@@ -179,6 +183,8 @@ class Server:
         control.start()
         try:
             self._shell_loop()
+        except _Terminate:
+            _logger().info("SIGTERM: exiting")
         finally:
             self._running = False
             self._wake_control_tx.send(b"")
@@ -395,6 +401,7 @@ class Server:
         if threading.get_ident() != self._main_ident:
             return
         signal.signal(signal.SIGINT, self._on_sigint)
+        signal.signal(signal.SIGTERM, self._on_sigterm)
 
     def _on_sigint(self, signum: int, frame: object) -> None:
         if not self._interruptible:
@@ -403,6 +410,10 @@ class Server:
             self._pending_interrupt = True
             return
         raise KeyboardInterrupt
+
+    def _on_sigterm(self, signum: int, frame: object) -> None:
+        self._running = False
+        raise _Terminate
 
     @contextlib.contextmanager
     def interruptible(self) -> Iterator[None]:
