@@ -206,8 +206,8 @@ class Dispatcher:
 
     def handle(self, channel: str, msg: Message) -> None:
         self._handle_one(channel, msg)
-        if getattr(self._local, "aborting", False):
-            self._local.aborting = False
+        aborting, self._local.aborting = getattr(self._local, "aborting", False), False
+        if aborting and channel == "shell":
             for queued in self.transport.queued(channel):
                 self._handle_one(channel, queued, abort_executes=True)
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -125,15 +127,17 @@ class ReplayGuard:
     """Remembers recent signatures so that a captured message cannot be sent again."""
 
     def __init__(self, memory: int = REPLAY_MEMORY) -> None:
-        self._seen: dict[bytes, None] = {}
+        self._seen: dict[bytes, None] = {}  # insertion-ordered: the first key is the oldest
         self._memory = memory
+        self._lock = threading.Lock()  # shell and control threads both check
 
     def check(self, signature: bytes) -> None:
-        if signature in self._seen:
-            raise ProtocolError("replayed message: this signature was already seen")
-        self._seen[signature] = None
-        if len(self._seen) > self._memory:
-            del self._seen[next(iter(self._seen))]
+        with self._lock:
+            if signature in self._seen:
+                raise ProtocolError("replayed message: this signature was already seen")
+            self._seen[signature] = None
+            if len(self._seen) > self._memory:
+                del self._seen[next(iter(self._seen))]
 
 
 class Session:
@@ -150,12 +154,12 @@ class Session:
         self.replay_guard = ReplayGuard()
         self.session_id = session_id or _new_id()
         self.username = username
-        self._counter = 0
+        self._prefix = f"{self.session_id}_{os.getpid()}_"
+        self._counter = itertools.count(1)  # next() on it is atomic: safe from any thread
 
     def new_msg_id(self) -> str:
         # Unique per message without the cost of a uuid each time: session id plus a counter.
-        self._counter += 1
-        return f"{self.session_id}_{os.getpid()}_{self._counter}"
+        return f"{self._prefix}{next(self._counter)}"
 
     def header(self, msg_type: str) -> JSONDict:
         return {
