@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -14,6 +15,9 @@ from typing import Any
 import pytest
 
 SUPPORT = Path(__file__).parent / "support"
+ROOT = Path(__file__).resolve().parent.parent
+DENO = str(Path(sys.executable).parent / "deno")
+NODE = shutil.which("node") or "node"
 
 # Isolate every Jupyter path from the machine's own before jupyter_client is imported.
 _JUPYTER_HOME = Path(tempfile.mkdtemp(prefix="kernelkit-tests-"))
@@ -36,6 +40,18 @@ TEST_SPECS = {
 }
 
 
+# Bridge kernels: name → (backend command, interrupt mode).
+BRIDGE_SPECS = {
+    "kk-deno-echo": ([DENO, "run", str(ROOT / "examples/deno/echo.ts")], "signal"),
+    "kk-node-echo": ([NODE, str(ROOT / "examples/node/echo.mjs")], "signal"),
+    "kk-python-echo": ([sys.executable, str(ROOT / "examples/python/echo_backend.py")], "signal"),
+    "kk-deno-js": ([DENO, "run", str(ROOT / "examples/deno/javascript.ts")], "signal"),
+    "kk-faulty": ([sys.executable, str(SUPPORT / "fault_backend.py")], "signal"),
+    "kk-faulty-message": ([sys.executable, str(SUPPORT / "fault_backend.py")], "message"),
+}
+os.environ.setdefault("DENO_NO_UPDATE_CHECK", "1")
+
+
 def kernelkit(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """Run the kernelkit CLI as a user would, in a child process."""
     return subprocess.run(
@@ -53,7 +69,15 @@ def pytest_configure(config: pytest.Config) -> None:
         done = kernelkit("install", kernel, "--name", name, "--prefix", str(prefix),
                          "--interrupt-mode", mode, cwd=SUPPORT)
         assert done.returncode == 0, done.stderr
+    for name, (command, mode) in BRIDGE_SPECS.items():
+        done = kernelkit("install", "--name", name, "--prefix", str(prefix),
+                         "--interrupt-mode", mode, "--", *command)
+        assert done.returncode == 0, done.stderr
     os.environ["JUPYTER_PATH"] = str(prefix / "share" / "jupyter")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_JUPYTER_HOME, ignore_errors=True)
 
 
 class Kernel:
@@ -89,6 +113,15 @@ class Kernel:
             out.append(msg)
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 return out
+
+    def wait_started(self, msg_id: str, timeout: float = 20) -> None:
+        """Wait until the code of msg_id prints "started" (so it is surely running)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.kc.iopub_channel.get_msg(timeout=max(0.01, deadline - time.monotonic()))
+            if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream"
+                    and "started" in msg["content"]["text"]):
+                return
 
     def execute(self, code: str, timeout: float = 20, **kw: Any) -> tuple[dict[str, Any],
                                                                         list[dict[str, Any]]]:

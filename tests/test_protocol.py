@@ -203,13 +203,7 @@ def test_classic_echo_with_only_its_import_changed(start_kernel: Any) -> None:
 
 def _interrupt_while_looping(k: Any, code: str = "loop") -> dict[str, Any]:
     msg_id = k.kc.execute(code)
-    busy = k.kc.iopub_channel.get_msg(timeout=10)
-    while not (busy["msg_type"] == "status" and busy["parent_header"].get("msg_id") == msg_id):
-        busy = k.kc.iopub_channel.get_msg(timeout=10)
-    # execute_input is published right before the hook starts running
-    while busy["msg_type"] != "execute_input":
-        busy = k.kc.iopub_channel.get_msg(timeout=10)
-    time.sleep(0.2)
+    k.wait_started(msg_id)
     k.km.interrupt_kernel()
     return k.reply(msg_id, timeout=10)  # type: ignore[no-any-return]
 
@@ -228,15 +222,17 @@ def test_interrupt_stops_a_pure_python_loop(start_kernel: Any, spec: str) -> Non
 
 def test_interrupt_async_hook(start_kernel: Any) -> None:
     k = start_kernel("kk-async")
-    reply = _interrupt_while_looping(k, "async-loop")
-    assert reply["content"]["ename"] == "KeyboardInterrupt"
-    assert k.stdout("alive") == "alive"
+    for _ in range(3):  # repeatedly: the event loop must stay usable
+        for code in ("async-loop", "async-busy"):
+            reply = _interrupt_while_looping(k, code)
+            assert reply["content"]["ename"] == "KeyboardInterrupt"
+            assert k.stdout("alive") == "alive"
 
 
 def test_interrupt_request_message_gets_a_reply(start_kernel: Any) -> None:
     k = start_kernel("kk-commands-message")
     exec_id = k.kc.execute("sleep 30")
-    time.sleep(0.3)
+    k.wait_started(exec_id)
     msg_id = k.request("interrupt_request", channel="control")
     assert k.reply(msg_id, "control")["msg_type"] == "interrupt_reply"
     assert k.reply(exec_id)["content"]["ename"] == "KeyboardInterrupt"
@@ -254,7 +250,7 @@ def test_sigint_while_idle_is_harmless(start_kernel: Any) -> None:
 def test_control_and_heartbeat_answer_while_shell_is_busy(start_kernel: Any) -> None:
     k = start_kernel()
     exec_id = k.kc.execute("loop")
-    time.sleep(0.3)
+    k.wait_started(exec_id)
     t0 = time.monotonic()
     msg_id = k.request("kernel_info_request", channel="control")
     assert k.reply(msg_id, "control", timeout=5)["content"]["implementation"] == "commands"
@@ -324,8 +320,7 @@ def test_shutdown_on_shell_for_old_clients(start_kernel: Any) -> None:
 
 def test_shutdown_while_busy_still_exits(start_kernel: Any) -> None:
     k = start_kernel()
-    k.kc.execute("loop")
-    time.sleep(0.3)
+    k.wait_started(k.kc.execute("loop"))
     msg_id = k.request("shutdown_request", {"restart": False}, channel="control")
     assert k.reply(msg_id, "control")["content"]["status"] == "ok"
     assert k.km.provisioner.process.wait(timeout=10) == 0
@@ -378,3 +373,10 @@ def test_kernel_survives_client_disconnects(start_kernel: Any) -> None:
     k.kc.start_channels()
     k.kc.wait_for_ready(timeout=10)
     assert k.stdout("back") == "back"
+
+
+def test_execute_sent_after_an_error_reply_is_not_aborted(start_kernel: Any) -> None:
+    k = start_kernel()
+    for _ in range(20):
+        assert k.execute("raise")[0]["content"]["status"] == "error"
+        assert k.execute("next")[0]["content"]["status"] == "ok"

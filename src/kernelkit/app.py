@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,11 +88,17 @@ def _failure(what: str, exc: BaseException) -> str:
 
 
 def launch(name: str, connection_file: str | None = None, path: str | None = None) -> int:
-    """Run a kernel until it is shut down; returns the process exit code."""
+    """Run a kernel class by name until it is shut down; returns the process exit code."""
     cls = load_class(name, path)
-    label = f"{cls.__module__}.{cls.__qualname__}"
+    return serve(cls, f"{cls.__module__}.{cls.__qualname__}", connection_file)
+
+
+def serve(factory: Callable[[], Kernel], label: str, connection_file: str | None = None) -> int:
+    """Build the kernel, bind its channels and serve until shutdown."""
     try:
-        kernel = cls()
+        kernel = factory()
+    except StartupError:
+        raise
     except BaseException as exc:
         raise StartupError(
             _failure(f"kernel class {label} could not be constructed", exc)

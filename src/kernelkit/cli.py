@@ -33,9 +33,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--path", metavar="DIR", help="put DIR first on sys.path before importing")
 
-    inst = sub.add_parser("install", help="write a kernelspec so Jupyter can start the kernel")
+    br = sub.add_parser(
+        "bridge",
+        help="run a kernel whose logic is a backend program (-- CMD ARGS)",
+    )
+    br.add_argument("-f", "--connection-file", metavar="FILE", help="connection file")
+    br.add_argument(
+        "--init-timeout",
+        type=float,
+        default=20.0,
+        metavar="S",
+        help="seconds the backend may take to answer 'initialize' (default 20)",
+    )
+
+    inst = sub.add_parser(
+        "install",
+        help="write a kernelspec so Jupyter can start the kernel "
+        "(KERNEL, or -- CMD ARGS for a bridge backend)",
+    )
     inst.add_argument(
-        "kernel", metavar="KERNEL", help="a built-in kernel name (echo) or module:Class"
+        "kernel",
+        metavar="KERNEL",
+        nargs="?",
+        help="a built-in kernel name (echo) or module:Class",
     )
     inst.add_argument("--name", help="kernelspec name (default: derived from KERNEL)")
     inst.add_argument("--display-name", help="name shown in Jupyter's menus")
@@ -62,7 +82,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after "--" is a backend command line, left untouched.
+    command: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, command = argv[:split], argv[split + 1 :]
     args = _parser().parse_args(argv)
+    args.backend_command = command
     from .app import StartupError, UsageError
     from .kernelspec import KernelspecError
 
@@ -72,7 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             code = launch(args.kernel, args.connection_file, args.path)
             _exit_now(code)
+        if args.command == "bridge":
+            _exit_now(_bridge(args))
         if args.command == "install":
+            if args.backend_command:
+                return _install_bridge(args)
+            if not args.kernel:
+                raise UsageError("install needs KERNEL, or -- CMD ARGS for a bridge backend")
             return _install(args)
         if args.command == "list":
             return _list()
@@ -100,6 +133,64 @@ def _exit_now(code: int) -> None:
         except Exception:
             continue
     os._exit(code)
+
+
+def _bridge(args: argparse.Namespace) -> int:
+    from .app import StartupError, UsageError, serve
+    from .bridge.kernel import BackendStartError, BridgeKernel
+
+    if not args.backend_command:
+        raise UsageError("bridge needs a backend command: kernelkit bridge [-f FILE] -- CMD ARGS")
+
+    def factory() -> BridgeKernel:
+        try:
+            return BridgeKernel(args.backend_command, init_timeout=args.init_timeout)
+        except BackendStartError as exc:
+            raise StartupError(str(exc)) from None
+
+    label = f"bridge to {' '.join(args.backend_command)}"
+    return serve(factory, label, args.connection_file)
+
+
+def _install_bridge(args: argparse.Namespace) -> int:
+    import shutil
+
+    from .app import StartupError, UsageError
+    from .bridge.kernel import BackendStartError, BridgeKernel
+    from .kernelspec import install, target_dir
+
+    if args.kernel:
+        raise UsageError("give either KERNEL or -- CMD ARGS, not both")
+    if not args.name:
+        raise UsageError("installing a bridge kernel needs --name")
+    command = list(args.backend_command)
+    exe = shutil.which(command[0])
+    if exe is None:
+        raise UsageError(f"backend command {command[0]!r} not found")
+    # Kernels start in the notebook's folder: make the command independent of this one.
+    command = [os.path.abspath(exe)] + [
+        os.path.abspath(a) if not a.startswith("-") and os.path.exists(a) else a
+        for a in command[1:]
+    ]
+    try:
+        probe = BridgeKernel(command)
+    except BackendStartError as exc:
+        raise StartupError(
+            f"the backend does not start, so no kernelspec was written: {exc}"
+        ) from None
+    probe.do_shutdown(False)
+    argv = [sys.executable, "-m", "kernelkit", "bridge", "-f", "{connection_file}", "--", *command]
+    spec = {
+        "argv": argv,
+        "display_name": args.display_name or probe.implementation,
+        "language": probe.language,
+        "interrupt_mode": args.interrupt_mode,
+        "kernel_protocol_version": "5.5",
+        "metadata": {"kernelkit": {"bridge": command}},
+    }
+    dest = install(spec, args.name, target_dir(args.user, args.sys_prefix, args.prefix))
+    print(f"installed kernelspec {args.name.lower()} in {dest}")
+    return 0
 
 
 def _install(args: argparse.Namespace) -> int:

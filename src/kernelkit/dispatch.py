@@ -17,10 +17,12 @@ an object shaped like ``kernelkit.Kernel``). Rules it enforces for every kernel:
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from types import FrameType
 from typing import Any, Protocol
 
 from .streams import OutStream
@@ -42,7 +44,9 @@ class Transport(Protocol):
 
     def request_input(self, parent: Message, prompt: str, password: bool) -> str: ...
 
-    def interruptible(self) -> AbstractContextManager[None]: ...
+    def interruptible(
+        self, on_interrupt: Callable[[FrameType | None], bool] | None = None
+    ) -> AbstractContextManager[None]: ...
 
     def interrupt(self) -> None: ...
 
@@ -206,10 +210,10 @@ class Dispatcher:
 
     def handle(self, channel: str, msg: Message) -> None:
         self._handle_one(channel, msg)
-        aborting, self._local.aborting = getattr(self._local, "aborting", False), False
-        if aborting and channel == "shell":
-            for queued in self.transport.queued(channel):
-                self._handle_one(channel, queued, abort_executes=True)
+        queued = getattr(self._local, "queued_behind_error", ())
+        self._local.queued_behind_error = ()
+        for behind in queued:
+            self._handle_one(channel, behind, abort_executes=True)
 
     def _handle_one(self, channel: str, msg: Message, abort_executes: bool = False) -> None:
         msg_type = msg.msg_type
@@ -270,20 +274,49 @@ class Dispatcher:
         return content
 
     def _await(self, awaitable: Any) -> Any:
+        """Run an async hook to completion on a private event loop.
+
+        An interrupt that lands inside the event loop's own code must not raise
+        there (asyncio would lose track of the task and hang); it cancels the
+        task instead. One that lands in the hook's code raises as usual, which
+        also stops an async hook stuck in a loop without awaits, at the price of
+        that event loop.
+        """
         # asyncio costs import time: only kernels with async hooks pay for it.
         import asyncio
+        import selectors
 
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
         loop = self._loop
         task = asyncio.ensure_future(awaitable, loop=loop)
-        try:
-            return loop.run_until_complete(task)
-        except BaseException:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                loop.run_until_complete(task)
-            raise
+        machinery = (os.path.dirname(asyncio.__file__), selectors.__file__)
+        cancelled_by_interrupt = False
+
+        def on_interrupt(frame: FrameType | None) -> bool:
+            nonlocal cancelled_by_interrupt
+            if frame is None or not frame.f_code.co_filename.startswith(machinery):
+                return False
+            cancelled_by_interrupt = True
+            loop.call_soon_threadsafe(task.cancel)
+            return True
+
+        with self.transport.interruptible(on_interrupt):
+            try:
+                return loop.run_until_complete(task)
+            except asyncio.CancelledError:
+                if cancelled_by_interrupt:
+                    raise KeyboardInterrupt from None
+                raise
+            except (KeyboardInterrupt, SystemExit):
+                # Raised from inside the running loop, it leaves stale callbacks behind
+                # that would stop the next run early: start a fresh loop next time.
+                self._loop = None
+                if task.done() and not task.cancelled():
+                    task.exception()  # retrieved: asyncio must not report it later as lost
+                with contextlib.suppress(Exception):
+                    loop.close()
+                raise
 
     # -- handlers -----------------------------------------------------------------
 
@@ -314,8 +347,15 @@ class Dispatcher:
         if reply["status"] == "ok":
             reply.setdefault("user_expressions", {})
             reply.setdefault("payload", [])
-        elif reply["status"] == "error" and not silent and c.get("stop_on_error", True):
-            self._local.aborting = True
+        elif (
+            reply["status"] == "error"
+            and not silent
+            and c.get("stop_on_error", True)
+            and channel == "shell"
+        ):
+            # Taken before the error reply goes out, so that nothing a client sends
+            # after seeing the error can be mistaken for a request queued behind it.
+            self._local.queued_behind_error = self.transport.queued(channel)
         return reply
 
     def _kernel_info(self, channel: str, msg: Message) -> JSONDict:

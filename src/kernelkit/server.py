@@ -18,7 +18,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
 import zmq
@@ -115,6 +116,7 @@ class Server:
         self._main_ident = threading.main_thread().ident
         # Interrupt state, touched by the SIGINT handler on the main thread.
         self._interruptible = False
+        self._on_interrupt: Callable[[FrameType | None], bool] | None = None
         self._sending = False
         self._pending_interrupt = False
         self._bind()
@@ -403,9 +405,11 @@ class Server:
         signal.signal(signal.SIGINT, self._on_sigint)
         signal.signal(signal.SIGTERM, self._on_sigterm)
 
-    def _on_sigint(self, signum: int, frame: object) -> None:
+    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
         if not self._interruptible:
             return  # SIGINT while idle (or between requests) is harmless
+        if self._on_interrupt is not None and self._on_interrupt(frame):
+            return
         if self._sending:
             self._pending_interrupt = True
             return
@@ -416,14 +420,22 @@ class Server:
         raise _Terminate
 
     @contextlib.contextmanager
-    def interruptible(self) -> Iterator[None]:
-        """Run a block (a kernel hook) that SIGINT or interrupt_request may cut short."""
+    def interruptible(
+        self, on_interrupt: Callable[[FrameType | None], bool] | None = None
+    ) -> Iterator[None]:
+        """Run a block (a kernel hook) that SIGINT or interrupt_request may cut short.
+
+        By default an interrupt raises KeyboardInterrupt wherever the main thread
+        is. ``on_interrupt(frame)`` may handle it instead (returning True), for code
+        such as an event loop that must not be cut at an arbitrary point.
+        """
+        saved = self._interruptible, self._on_interrupt
         self._pending_interrupt = False
-        self._interruptible = True
+        self._interruptible, self._on_interrupt = True, on_interrupt
         try:
             yield
         finally:
-            self._interruptible = False
+            self._interruptible, self._on_interrupt = saved
             self._pending_interrupt = False
 
     def interrupt(self) -> None:

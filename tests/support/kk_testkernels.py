@@ -32,10 +32,12 @@ class CommandKernel(Kernel):
     ) -> Any:
         cmd, _, arg = code.strip().partition(" ")
         if cmd == "loop":
+            self.out("started\n")
             n = 0
             while True:
                 n += 1
         elif cmd == "sleep":
+            self.out("started\n")
             time.sleep(float(arg))
         elif cmd == "raise":
             raise ValueError(arg or "boom")
@@ -95,7 +97,12 @@ class AsyncKernel(CommandKernel):
         if code.strip() == "cell-id":
             self.out(f"cell_id={cell_id}")
             return {"status": "ok", "execution_count": self.execution_count}
+        if code.strip() == "async-busy":  # stuck without ever awaiting
+            self.out("started\n")
+            while True:
+                pass
         if code.strip() == "async-loop":
+            self.out("started\n")
             while True:
                 await asyncio.sleep(0.01)
         return CommandKernel.do_execute(self, code, silent, store_history, user_expressions,

@@ -1,0 +1,15 @@
+// The Echo kernel in TypeScript on Deno: `kernelkit bridge -- deno run examples/deno/echo.ts`
+import { serve } from "../../sdk/js/kernelkit.js";
+
+serve({
+  info: {
+    implementation: "Echo",
+    implementation_version: "1.0",
+    language_version: "0.1",
+    language_info: { name: "Any text", mimetype: "text/plain", file_extension: ".txt" },
+    banner: "Echo kernel - as useful as a parrot",
+  },
+  execute({ code, silent }, ctx) {
+    if (!silent) ctx.stream("stdout", code);
+  },
+});

@@ -1,0 +1,15 @@
+// The Echo kernel on Node.js: `kernelkit bridge -- node examples/node/echo.mjs`
+import { serve } from "../../sdk/js/kernelkit.js";
+
+serve({
+  info: {
+    implementation: "Echo",
+    implementation_version: "1.0",
+    language_version: "0.1",
+    language_info: { name: "Any text", mimetype: "text/plain", file_extension: ".txt" },
+    banner: "Echo kernel - as useful as a parrot",
+  },
+  execute({ code, silent }, ctx) {
+    if (!silent) ctx.stream("stdout", code);
+  },
+});

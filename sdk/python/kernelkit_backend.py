@@ -1,0 +1,206 @@
+"""kernelkit backend SDK for Python: write a kernel's logic in any Python environment.
+
+One file, standard library only: copy it next to your backend, or import it from
+an installed kernelkit (``kernelkit.sdk.kernelkit_backend``). The kernelkit host
+(``kernelkit bridge -- python mybackend.py``) speaks Jupyter; this module speaks the
+bridge protocol (docs/bridge-protocol.md) on stdin/stdout::
+
+    from kernelkit_backend import serve
+
+    class Echo:
+        info = {"implementation": "Echo", "implementation_version": "1.0",
+                "language_info": {"name": "Any text", "mimetype": "text/plain",
+                                  "file_extension": ".txt"}}
+
+        def execute(self, request, ctx):
+            if not request["silent"]:
+                ctx.stream("stdout", request["code"])
+
+    serve(Echo())
+
+``print()`` inside ``execute`` becomes output of the cell; an exception becomes an
+error reply with its traceback; SIGINT (an interrupt) raises KeyboardInterrupt in
+the running code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import sys
+import traceback
+from typing import Any, BinaryIO
+
+BRIDGE_PROTOCOL_VERSION = "1.0"
+
+
+class _Channel:
+    """The protocol's side of stdin/stdout, kept apart from what user code prints."""
+
+    def __init__(self, rfile: BinaryIO, wfile: BinaryIO) -> None:
+        self.rfile = rfile
+        self.wfile = wfile
+        self.next_id = 0
+        self.pending: list[dict[str, Any]] = []  # requests that arrived while waiting for input
+
+    def send(self, obj: dict[str, Any]) -> None:
+        line = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+        self.wfile.write(line.encode("utf-8", "surrogatepass") + b"\n")
+        self.wfile.flush()
+
+    def notify(self, method: str, params: dict[str, Any]) -> None:
+        self.send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    def read(self) -> dict[str, Any] | None:
+        while True:
+            line = self.rfile.readline()
+            if not line:
+                return None
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(msg, dict):
+                return msg
+
+    def ask(self, method: str, params: dict[str, Any]) -> Any:
+        """Send a request to the host and wait for its answer."""
+        self.next_id += 1
+        rid = f"py{self.next_id}"
+        self.send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+        while True:
+            msg = self.read()
+            if msg is None:
+                raise EOFError("the host closed the connection")
+            if msg.get("id") == rid and "method" not in msg:
+                if msg.get("error"):
+                    err = msg["error"]
+                    raise RuntimeError(err.get("message", "input failed"))
+                return msg.get("result")
+            if msg.get("method") == "interrupt" and "id" not in msg:
+                raise KeyboardInterrupt
+            self.pending.append(msg)
+
+
+class _Output(io.TextIOBase):
+    """sys.stdout / sys.stderr while code runs: text becomes stream notifications."""
+
+    def __init__(self, channel: _Channel, name: str) -> None:
+        super().__init__()
+        self.channel = channel
+        self.name_ = name
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if text:
+            self.channel.notify("stream", {"name": self.name_, "text": text})
+        return len(text)
+
+
+class Context:
+    """What a running ``execute`` can do; every call becomes output of that cell."""
+
+    def __init__(self, channel: _Channel) -> None:
+        self._channel = channel
+
+    def stream(self, name: str, text: str) -> None:
+        self._channel.notify("stream", {"name": name, "text": str(text)})
+
+    def display(self, data: dict[str, Any], metadata: dict[str, Any] | None = None,
+                transient: dict[str, Any] | None = None) -> None:
+        self._channel.notify("display_data", {"data": data, "metadata": metadata or {},
+                                              "transient": transient or {}})
+
+    def update_display(self, data: dict[str, Any], display_id: str,
+                       metadata: dict[str, Any] | None = None) -> None:
+        self._channel.notify("update_display_data", {
+            "data": data, "metadata": metadata or {}, "transient": {"display_id": display_id}})
+
+    def clear_output(self, wait: bool = False) -> None:
+        self._channel.notify("clear_output", {"wait": wait})
+
+    def result(self, data: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
+        self._channel.notify("execute_result", {"data": data, "metadata": metadata or {}})
+
+    def input(self, prompt: str = "", password: bool = False) -> str:
+        answer = self._channel.ask("input", {"prompt": str(prompt), "password": password})
+        return str((answer or {}).get("value", ""))
+
+    def getpass(self, prompt: str = "") -> str:
+        return self.input(prompt, password=True)
+
+
+def error_content(exc: BaseException) -> dict[str, Any]:
+    """The error triple of a Jupyter error reply, from an exception."""
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return {"status": "error", "ename": type(exc).__name__, "evalue": str(exc),
+            "traceback": [line.rstrip("\n") for line in lines]}
+
+
+_DEFAULTS: dict[str, Any] = {
+    "complete": lambda p: {"matches": [], "cursor_start": p.get("cursor_pos", 0),
+                           "cursor_end": p.get("cursor_pos", 0), "metadata": {}},
+    "inspect": lambda p: {"found": False, "data": {}, "metadata": {}},
+    "is_complete": lambda p: {"status": "unknown"},
+    "history": lambda p: {"history": []},
+}
+
+
+def serve(backend: Any, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+    """Answer the host's requests with ``backend``'s methods until shutdown or end of input."""
+    channel = _Channel(stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
+    outputs = (_Output(channel, "stdout"), _Output(channel, "stderr"))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    while True:
+        msg = channel.pending.pop(0) if channel.pending else channel.read()
+        if msg is None:
+            return
+        method, rid, params = msg.get("method"), msg.get("id"), msg.get("params") or {}
+        if method is None or rid is None:
+            continue  # responses nobody waits for, and notifications (interrupt while idle)
+        try:
+            result = _call(backend, channel, outputs, method, params)
+        except _MethodNotFound:
+            channel.send({"jsonrpc": "2.0", "id": rid,
+                          "error": {"code": -32601, "message": f"unknown method {method}"}})
+            continue
+        channel.send({"jsonrpc": "2.0", "id": rid, "result": result})
+        if method == "shutdown":
+            return
+
+
+class _MethodNotFound(Exception):
+    pass
+
+
+def _call(backend: Any, channel: _Channel, outputs: tuple[_Output, _Output], method: str,
+          params: dict[str, Any]) -> dict[str, Any]:
+    if method == "initialize":
+        return {"implementation": "kernelkit-python", "implementation_version": "0.0",
+                "banner": "", "help_links": [], "interrupt_mode": "signal",
+                **getattr(backend, "info", {})}
+    if method == "shutdown":
+        hook = getattr(backend, "shutdown", None)
+        if hook is not None:
+            hook(params)
+        return {"status": "ok", "restart": bool(params.get("restart", False))}
+    if method == "execute":
+        saved = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = outputs
+        try:
+            reply = backend.execute(params, Context(channel))
+        except (Exception, KeyboardInterrupt) as exc:
+            return error_content(exc)
+        finally:
+            sys.stdout, sys.stderr = saved
+        return {"status": "ok", "user_expressions": {}, "payload": [], **(reply or {})}
+    if method not in _DEFAULTS:
+        raise _MethodNotFound(method)
+    hook = getattr(backend, method, None) or _DEFAULTS[method]
+    try:
+        return {"status": "ok", **hook(params)}
+    except Exception as exc:  # noqa: BLE001 - any failure is the reply
+        return error_content(exc)

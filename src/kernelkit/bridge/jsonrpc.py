@@ -1,0 +1,131 @@
+"""The bridge's JSON-RPC 2.0 codec, sans-IO: one JSON object per line, UTF-8.
+
+Turns lines read from a backend into events and calls into lines to write. A
+line that is not JSON at all is program output (a stray ``print``); a line that
+claims to be JSON-RPC but is broken is reported as ``Malformed``, never raised.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+BRIDGE_PROTOCOL_VERSION = "1.0"
+
+# JSON-RPC 2.0 error codes (section 5.1 of the specification).
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    id: int | str
+    method: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    method: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    id: int | str | None
+    result: Any = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A line that is not a protocol message: output the backend printed."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A line that looks like JSON-RPC but is not valid; ``reason`` says why."""
+
+    reason: str
+    line: str
+
+
+Event = Request | Notification | Response | Text | Malformed
+
+
+def _dumps(obj: dict[str, Any]) -> bytes:
+    return (
+        json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
+            "utf-8", "surrogatepass"
+        )
+        + b"\n"
+    )
+
+
+class Codec:
+    """Numbers outgoing requests and parses incoming lines."""
+
+    def __init__(self) -> None:
+        self._next_id = 0
+
+    def request(self, method: str, params: dict[str, Any]) -> tuple[int, bytes]:
+        self._next_id += 1
+        rid = self._next_id
+        return rid, _dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+
+    @staticmethod
+    def notification(method: str, params: dict[str, Any]) -> bytes:
+        return _dumps({"jsonrpc": "2.0", "method": method, "params": params})
+
+    @staticmethod
+    def result(rid: int | str, result: Any) -> bytes:
+        return _dumps({"jsonrpc": "2.0", "id": rid, "result": result})
+
+    @staticmethod
+    def error(rid: int | str | None, code: int, message: str, data: Any = None) -> bytes:
+        err: dict[str, Any] = {"code": code, "message": message}
+        if data is not None:
+            err["data"] = data
+        return _dumps({"jsonrpc": "2.0", "id": rid, "error": err})
+
+    @staticmethod
+    def parse(line: bytes) -> Event:
+        text = line.decode("utf-8", "replace").rstrip("\r\n")
+        stripped = text.lstrip()
+        if not stripped.startswith("{"):
+            return Text(text)
+        try:
+            obj = json.loads(stripped)
+        except ValueError as exc:
+            if '"jsonrpc"' in stripped:
+                return Malformed(f"broken JSON: {exc}", text)
+            return Text(text)
+        if not isinstance(obj, dict) or obj.get("jsonrpc") != "2.0":
+            return Text(text)  # JSON the program printed, not a message
+        method = obj.get("method")
+        params = obj.get("params", {})
+        if method is not None:
+            if not isinstance(method, str):
+                return Malformed("method is not a string", text)
+            if not isinstance(params, dict):
+                return Malformed(f"params of {method} is not an object", text)
+            if "id" in obj:
+                rid = obj["id"]
+                if not isinstance(rid, int | str) or isinstance(rid, bool):
+                    return Malformed("id is not a number or string", text)
+                return Request(rid, method, params)
+            return Notification(method, params)
+        if "id" in obj and ("result" in obj or "error" in obj):
+            error = obj.get("error")
+            if error is not None and not (
+                isinstance(error, dict) and isinstance(error.get("message", ""), str)
+            ):
+                return Malformed("error is not an object with a message", text)
+            return Response(obj["id"], obj.get("result"), error)
+        return Malformed("neither a request, a notification nor a response", text)

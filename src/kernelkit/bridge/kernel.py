@@ -1,0 +1,402 @@
+"""``BridgeKernel``: a ``kernelkit.Kernel`` whose hooks are answered by a backend process.
+
+The host owns everything Jupyter-specific (execution_count, status, parents,
+signing); the backend only sees request parameters and sends output as
+notifications. Whatever the backend does — crash, hang, print garbage — the
+request gets exactly one reply and the kernel lives on; a dead backend is
+started afresh on the next request.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import time
+from typing import Any
+
+from ..kernel import Kernel
+from ..logs import logger
+from . import jsonrpc
+from .jsonrpc import BRIDGE_PROTOCOL_VERSION, Codec
+from .process import BackendProcess, Exited, Line, Stderr
+
+# How long a backend may take to answer `initialize` (s).
+INIT_TIMEOUT = 20.0
+# After an interrupt, how long the backend gets to end the request itself before
+# it is killed (s): a tight loop in JavaScript never sees a signal handler run.
+INTERRUPT_GRACE = 2.0
+# How long `shutdown` may take before the backend is killed (s).
+SHUTDOWN_TIMEOUT = 3.0
+
+# Backend notifications that become IOPub messages of the running request.
+OUTPUT_NOTIFICATIONS = {
+    "stream",
+    "display_data",
+    "update_display_data",
+    "clear_output",
+    "execute_result",
+}
+
+
+class BackendStartError(RuntimeError):
+    """The backend could not be started or did not answer ``initialize``."""
+
+
+class BridgeKernel(Kernel):
+    """Forwards each hook to a backend speaking docs/bridge-protocol.md on stdio."""
+
+    def __init__(self, argv: list[str], init_timeout: float = INIT_TIMEOUT, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not argv:
+            raise BackendStartError("no backend command given")
+        self.argv = list(argv)
+        self.init_timeout = init_timeout
+        self.codec = Codec()
+        self.backend: BackendProcess | None = None
+        self.interrupt_mode = "signal"
+        self._start_backend()
+
+    # -- backend lifecycle ---------------------------------------------------------
+
+    def _start_backend(self) -> None:
+        name = os.path.basename(self.argv[0])
+        try:
+            backend = BackendProcess(self.argv, env={**os.environ, "KERNELKIT_BRIDGE": "1"})
+        except OSError as exc:
+            raise BackendStartError(
+                f"cannot run backend {self.argv[0]!r}: {exc.strerror}"
+            ) from None
+        self.backend = backend
+        rid, line = self.codec.request(
+            "initialize",
+            {
+                "protocol_version": BRIDGE_PROTOCOL_VERSION,
+                "kernelkit_version": self.implementation_version,
+            },
+        )
+        backend.send(line)
+        deadline = time.monotonic() + self.init_timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                backend.stop(0.2)
+                raise BackendStartError(
+                    f"backend {name} did not answer 'initialize' within {self.init_timeout:g} s"
+                    + _tail(backend)
+                )
+            try:
+                event = backend.events.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if isinstance(event, Exited):
+                raise BackendStartError(
+                    f"backend {name} {backend.describe_exit()} before answering 'initialize'"
+                    + _tail(backend)
+                )
+            if isinstance(event, Line):
+                msg = Codec.parse(event.data)
+                if isinstance(msg, jsonrpc.Response) and msg.id == rid:
+                    if msg.error is not None:
+                        backend.stop(0.2)
+                        raise BackendStartError(
+                            f"backend {name} refused 'initialize': {msg.error.get('message')}"
+                        )
+                    self._apply_info(msg.result)
+                    return
+                if isinstance(msg, jsonrpc.Text):
+                    logger().warning("backend stdout before initialize: %s", msg.text)
+                else:
+                    logger().warning("backend sent %r before answering initialize", msg)
+
+    def _apply_info(self, info: Any) -> None:
+        if not isinstance(info, dict):
+            raise BackendStartError(f"'initialize' result is {type(info).__name__}, not an object")
+        for key in ("implementation", "implementation_version", "language_version", "banner"):
+            if isinstance(info.get(key), str):
+                setattr(self, key, info[key])
+        if isinstance(info.get("language_info"), dict):
+            self.language_info = info["language_info"]
+            self.language = str(self.language_info.get("name", ""))
+        if isinstance(info.get("help_links"), list):
+            self.help_links = info["help_links"]
+        if info.get("interrupt_mode") in ("signal", "message"):
+            self.interrupt_mode = info["interrupt_mode"]
+
+    def _ensure_backend(self) -> BackendProcess:
+        if self.backend is None or not self.backend.alive():
+            if self.backend is not None:
+                self.backend.stop(0.1)
+            self._start_backend()
+        assert self.backend is not None
+        return self.backend
+
+    # -- one request ---------------------------------------------------------------
+
+    def _request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Send a request and serve the backend until it answers; always returns reply content."""
+        try:
+            backend = self._ensure_backend()
+        except BackendStartError as exc:
+            return _error("BackendStartError", str(exc))
+        rid, line = self.codec.request(method, params)
+        if not backend.send(line):
+            return self._died(backend)
+        backend.forward_stderr = True
+        deadline: float | None = None
+        try:
+            while True:
+                try:
+                    if deadline is None:
+                        event = backend.events.get()
+                    else:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            backend.stop(0.2)
+                            return _error(
+                                "KeyboardInterrupt",
+                                f"the backend did not stop within {INTERRUPT_GRACE:g} s of the "
+                                "interrupt; it was ended and will be restarted",
+                            )
+                        event = backend.events.get(timeout=remaining)
+                    reply = self._serve(backend, rid, event)
+                    if reply is not None:
+                        return reply
+                except queue.Empty:
+                    continue
+                except KeyboardInterrupt:
+                    if deadline is None:
+                        deadline = time.monotonic() + INTERRUPT_GRACE
+                        self._forward_interrupt(backend)
+        finally:
+            backend.forward_stderr = False
+
+    def _serve(self, backend: BackendProcess, rid: int, event: Any) -> dict[str, Any] | None:
+        if isinstance(event, Exited):
+            return self._died(backend)
+        if isinstance(event, Stderr):
+            self._publish("stream", {"name": "stderr", "text": event.text})
+            return None
+        assert isinstance(event, Line)
+        msg = Codec.parse(event.data)
+        if isinstance(msg, jsonrpc.Response):
+            if msg.id != rid:
+                logger().warning("backend answered unknown request id %r; ignored", msg.id)
+                return None
+            if msg.error is not None:
+                err = msg.error
+                data: dict[str, Any] = err["data"] if isinstance(err.get("data"), dict) else {}
+                default = (
+                    "MethodNotFound"
+                    if err.get("code") == jsonrpc.METHOD_NOT_FOUND
+                    else "BackendError"
+                )
+                return _error(
+                    str(data.get("ename") or default),
+                    str(err.get("message", "")),
+                    data.get("traceback") if isinstance(data.get("traceback"), list) else None,
+                )
+            if not isinstance(msg.result, dict):
+                return _error(
+                    "BackendError", f"backend result is {type(msg.result).__name__}, not an object"
+                )
+            return msg.result
+        if isinstance(msg, jsonrpc.Notification):
+            self._notification(msg)
+        elif isinstance(msg, jsonrpc.Request):
+            self._backend_request(backend, msg)
+        elif isinstance(msg, jsonrpc.Text):
+            self._publish("stream", {"name": "stdout", "text": msg.text + "\n"})
+        else:
+            logger().warning("malformed line from backend (%s): %.200s", msg.reason, msg.line)
+        return None
+
+    def _notification(self, msg: jsonrpc.Notification) -> None:
+        if msg.method not in OUTPUT_NOTIFICATIONS:
+            logger().warning("backend sent unknown notification %r; ignored", msg.method)
+            return
+        content = dict(msg.params)
+        problem = _check_output(msg.method, content)
+        if problem:
+            logger().warning("backend %s notification ignored: %s", msg.method, problem)
+            return
+        if msg.method == "execute_result":
+            content["execution_count"] = self.execution_count
+            content.setdefault("metadata", {})
+        elif msg.method in ("display_data", "update_display_data"):
+            content.setdefault("metadata", {})
+            content.setdefault("transient", {})
+        self._publish(msg.method, content)
+
+    def _backend_request(self, backend: BackendProcess, msg: jsonrpc.Request) -> None:
+        if msg.method != "input":
+            backend.send(
+                Codec.error(msg.id, jsonrpc.METHOD_NOT_FOUND, f"unknown method {msg.method}")
+            )
+            return
+        prompt = msg.params.get("prompt", "")
+        password = bool(msg.params.get("password", False))
+        try:
+            value = self.getpass(str(prompt)) if password else self.raw_input(str(prompt))
+        except KeyboardInterrupt:
+            backend.send(Codec.error(msg.id, jsonrpc.INTERNAL_ERROR, "interrupted"))
+            raise
+        except Exception as exc:
+            backend.send(
+                Codec.error(
+                    msg.id,
+                    jsonrpc.INTERNAL_ERROR,
+                    f"{type(exc).__name__}: {exc}",
+                    {"ename": type(exc).__name__},
+                )
+            )
+            return
+        backend.send(Codec.result(msg.id, {"value": value}))
+
+    def _publish(self, msg_type: str, content: dict[str, Any]) -> None:
+        try:
+            self.send_response(self.iopub_socket, msg_type, content)
+        except (TypeError, ValueError) as exc:
+            logger().warning("backend %s could not be sent: %s", msg_type, exc)
+
+    def _forward_interrupt(self, backend: BackendProcess) -> None:
+        if self.interrupt_mode == "message":
+            backend.send(Codec.notification("interrupt", {}))
+        else:
+            backend.signal(signal.SIGINT)
+
+    def _died(self, backend: BackendProcess) -> dict[str, Any]:
+        how = backend.describe_exit()
+        tail = list(backend.stderr_tail)
+        self.backend = None
+        return _error(
+            "BackendDied",
+            f"the backend {how}; it will be restarted for the next request",
+            [f"backend {how}", *(["last lines of its stderr:", *tail] if tail else [])],
+        )
+
+    # -- hooks -----------------------------------------------------------------------
+
+    def do_execute(
+        self,
+        code: str,
+        silent: bool,
+        store_history: bool = True,
+        user_expressions: dict[str, Any] | None = None,
+        allow_stdin: bool = False,
+        *,
+        cell_id: str | None = None,
+    ) -> dict[str, Any]:
+        reply = self._request(
+            "execute",
+            {
+                "code": code,
+                "silent": silent,
+                "store_history": store_history,
+                "user_expressions": user_expressions or {},
+                "allow_stdin": allow_stdin,
+                "execution_count": self.execution_count,
+                "cell_id": cell_id,
+            },
+        )
+        if reply.get("status") == "error" and not silent:
+            self._publish("error", {k: reply.get(k) for k in ("ename", "evalue", "traceback")})
+        return reply
+
+    def _optional(
+        self, method: str, params: dict[str, Any], default: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A request the backend may not implement: method-not-found means the default."""
+        reply = self._request(method, params)
+        if reply.get("status") == "error" and reply.get("ename") == "MethodNotFound":
+            return default
+        return reply
+
+    def do_complete(self, code: str, cursor_pos: int) -> dict[str, Any]:
+        return self._optional(
+            "complete",
+            {"code": code, "cursor_pos": cursor_pos},
+            super().do_complete(code, cursor_pos),
+        )
+
+    def do_inspect(
+        self, code: str, cursor_pos: int, detail_level: int = 0, omit_sections: Any = ()
+    ) -> dict[str, Any]:
+        return self._optional(
+            "inspect",
+            {"code": code, "cursor_pos": cursor_pos, "detail_level": detail_level},
+            super().do_inspect(code, cursor_pos, detail_level),
+        )
+
+    def do_is_complete(self, code: str) -> dict[str, Any]:
+        return self._optional("is_complete", {"code": code}, super().do_is_complete(code))
+
+    def do_history(
+        self,
+        hist_access_type: str,
+        output: bool,
+        raw: bool,
+        session: int | None = None,
+        start: int | None = None,
+        stop: int | None = None,
+        n: int | None = None,
+        pattern: str | None = None,
+        unique: bool = False,
+    ) -> dict[str, Any]:
+        params = {
+            "hist_access_type": hist_access_type,
+            "output": output,
+            "raw": raw,
+            "session": session,
+            "start": start,
+            "stop": stop,
+            "n": n,
+            "pattern": pattern,
+            "unique": unique,
+        }
+        return self._optional("history", params, super().do_history(hist_access_type, output, raw))
+
+    def do_shutdown(self, restart: bool) -> dict[str, Any]:
+        backend = self.backend
+        if backend is not None and backend.alive():
+            _rid, line = self.codec.request("shutdown", {"restart": restart})
+            if backend.send(line):
+                backend.wait(SHUTDOWN_TIMEOUT)
+            backend.stop(0.5)
+        self.backend = None
+        return {"status": "ok", "restart": restart}
+
+
+def _error(ename: str, evalue: str, traceback: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "status": "error",
+        "ename": ename,
+        "evalue": evalue,
+        "traceback": traceback if traceback is not None else [f"{ename}: {evalue}"],
+    }
+
+
+def _tail(backend: BackendProcess) -> str:
+    lines = list(backend.stderr_tail)
+    return ("\nlast lines of its stderr:\n  " + "\n  ".join(lines)) if lines else ""
+
+
+def _check_output(method: str, content: dict[str, Any]) -> str | None:
+    """Why a backend's output notification cannot be published, or None if it can."""
+    if method == "stream":
+        if content.get("name") not in ("stdout", "stderr"):
+            return "stream name must be 'stdout' or 'stderr'"
+        if not isinstance(content.get("text"), str):
+            return "stream text must be a string"
+    elif method in ("display_data", "update_display_data", "execute_result"):
+        if not isinstance(content.get("data"), dict):
+            return "data must be an object of MIME type to value"
+        if not isinstance(content.get("metadata", {}), dict):
+            return "metadata must be an object"
+        if method == "update_display_data" and not isinstance(
+            (content.get("transient") or {}).get("display_id"), str
+        ):
+            return "update_display_data needs transient.display_id"
+    elif method == "clear_output":
+        content["wait"] = bool(content.get("wait", False))
+    return None

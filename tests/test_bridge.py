@@ -1,0 +1,297 @@
+"""The stdio JSON-RPC bridge: backends in Deno, Node.js and Python, and backends that misbehave."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import DENO, ROOT, SUPPORT, kernelkit
+from jupyter_client.connect import write_connection_file
+
+from kernelkit.bridge.jsonrpc import Codec, Malformed, Notification, Request, Response, Text
+
+ECHO_INFO = {
+    "implementation": "Echo",
+    "implementation_version": "1.0",
+    "banner": "Echo kernel - as useful as a parrot",
+    "language_info": {"name": "Any text", "mimetype": "text/plain", "file_extension": ".txt"},
+}
+
+
+# -- the codec, sans-IO ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (b'{"jsonrpc":"2.0","id":1,"result":{"a":1}}\n', Response(1, {"a": 1})),
+        (b'{"jsonrpc":"2.0","method":"stream","params":{"x":1}}', Notification("stream", {"x": 1})),
+        (b'{"jsonrpc":"2.0","id":"b1","method":"input","params":{}}', Request("b1", "input", {})),
+        (b"hello world\n", Text("hello world")),
+        (b'{"not": "rpc"}', Text('{"not": "rpc"}')),
+        (b"{oops", Text("{oops")),
+    ],
+)
+def test_codec_parses_lines(line: bytes, expected: object) -> None:
+    assert Codec.parse(line) == expected
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"jsonrpc":"2.0","method":"stream","params":{',
+        b'{"jsonrpc":"2.0","method":3}',
+        b'{"jsonrpc":"2.0","method":"m","params":[1]}',
+        b'{"jsonrpc":"2.0","id":true,"method":"m"}',
+        b'{"jsonrpc":"2.0","id":1}',
+        b'{"jsonrpc":"2.0","id":1,"error":"bad"}',
+    ],
+)
+def test_codec_reports_malformed_messages(line: bytes) -> None:
+    assert isinstance(Codec.parse(line), Malformed)
+
+
+def test_codec_requests_are_numbered_lines() -> None:
+    codec = Codec()
+    rid1, line1 = codec.request("execute", {"code": "é"})
+    rid2, _ = codec.request("execute", {})
+    assert rid2 == rid1 + 1
+    assert line1.endswith(b"\n") and line1.count(b"\n") == 1
+    assert json.loads(line1) == {"jsonrpc": "2.0", "id": rid1, "method": "execute",
+                                 "params": {"code": "é"}}
+
+
+# -- echo backends in three languages ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", ["kk-deno-echo", "kk-node-echo", "kk-python-echo"])
+def test_echo_backends_match_the_python_echo_kernel(start_kernel: Any, spec: str) -> None:
+    k = start_kernel(spec)
+    msg_id = k.request("kernel_info_request")
+    info = k.reply(msg_id)["content"]
+    for key, value in ECHO_INFO.items():
+        assert info[key] == value
+    reply, msgs = k.execute("squawk")
+    assert reply["content"]["status"] == "ok"
+    assert reply["content"]["execution_count"] == 1
+    assert [m["msg_type"] for m in msgs] == ["status", "execute_input", "stream", "status"]
+    assert msgs[2]["content"] == {"name": "stdout", "text": "squawk"}
+    silent, msgs = k.execute("hush", silent=True)
+    assert silent["content"]["status"] == "ok"
+    assert "stream" not in [m["msg_type"] for m in msgs]
+    assert k.execute("again")[0]["content"]["execution_count"] == 2
+
+
+def test_deno_echo_restart_and_shutdown(start_kernel: Any) -> None:
+    k = start_kernel("kk-deno-echo")
+    k.km.restart_kernel(now=False)
+    k.kc.wait_for_ready(timeout=30)
+    assert k.stdout("after restart") == "after restart"
+    k.km.shutdown_kernel(now=False)
+    assert not k.km.is_alive()
+
+
+# -- a real language: JavaScript on Deno ---------------------------------------------------
+
+
+def test_javascript_kernel(start_kernel: Any) -> None:
+    k = start_kernel("kk-deno-js")
+    reply, msgs = k.execute("var answer = 40; answer + 2")
+    results = [m["content"] for m in msgs if m["msg_type"] == "execute_result"]
+    assert results == [{"data": {"text/plain": "42"}, "metadata": {}, "execution_count": 1}]
+    assert k.stdout("console.log('hi', answer)") == "hi 40\n"
+    reply, msgs = k.execute("function boom() { throw new TypeError('bad') }\nboom()")
+    content = reply["content"]
+    assert content["status"] == "error" and content["ename"] == "TypeError"
+    assert content["evalue"] == "bad"
+    assert any("boom" in line for line in content["traceback"])
+    assert [m["content"]["ename"] for m in msgs if m["msg_type"] == "error"] == ["TypeError"]
+    msg_id = k.request("complete_request", {"code": "x = answ", "cursor_pos": 8})
+    complete = k.reply(msg_id)["content"]
+    assert complete["matches"] == ["answer"] and complete["cursor_start"] == 4
+    msg_id = k.request("is_complete_request", {"code": "function f() {"})
+    assert k.reply(msg_id)["content"]["status"] == "incomplete"
+
+
+def test_javascript_input_through_stdin(start_kernel: Any) -> None:
+    k = start_kernel("kk-deno-js")
+    msg_id = k.kc.execute("input('Name? ')", allow_stdin=True)
+    request = k.kc.stdin_channel.get_msg(timeout=20)
+    assert request["content"]["prompt"] == "Name? "
+    k.kc.input("Polly")
+    assert k.reply(msg_id)["content"]["status"] == "ok"
+    results = [m["content"]["data"]["text/plain"] for m in k.iopub_until_idle(msg_id)
+               if m["msg_type"] == "execute_result"]
+    assert results == ['"Polly"']
+    reply, _ = k.execute("input('x')", allow_stdin=False)
+    assert reply["content"]["status"] == "error"
+    assert "StdinNotImplementedError" in reply["content"]["evalue"] + reply["content"]["ename"]
+
+
+def test_javascript_infinite_loop_is_interrupted(start_kernel: Any) -> None:
+    k = start_kernel("kk-deno-js")
+    k.execute("var kept = 1")
+    msg_id = k.kc.execute("console.log('started'); while (true) {}")
+    k.wait_started(msg_id)
+    k.km.interrupt_kernel()
+    reply = k.reply(msg_id, timeout=20)["content"]
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
+    assert "restarted" in reply["evalue"]
+    reply, msgs = k.execute("typeof kept")  # a fresh backend: the old state is gone
+    assert [m["content"]["data"]["text/plain"] for m in msgs
+            if m["msg_type"] == "execute_result"] == ['"undefined"']
+
+
+def test_javascript_async_work_is_interrupted_by_signal(start_kernel: Any) -> None:
+    k = start_kernel("kk-deno-js")
+    msg_id = k.kc.execute("console.log('started'); new Promise(r => setTimeout(r, 60000))")
+    k.wait_started(msg_id)
+    k.km.interrupt_kernel()
+    reply = k.reply(msg_id, timeout=20)["content"]
+    assert reply["ename"] == "KeyboardInterrupt"
+    assert "restarted" not in reply["evalue"]  # the backend ended the request itself
+    reply, msgs = k.execute("1 + 1")
+    assert reply["content"]["status"] == "ok"
+
+
+# -- faults -------------------------------------------------------------------------------
+
+
+def _bridge(*command: str, timeout: float = 30, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    cf, _ = write_connection_file()
+    try:
+        return kernelkit("bridge", "-f", cf, *extra, "--", *command, timeout=timeout)
+    finally:
+        Path(cf).unlink(missing_ok=True)
+
+
+def test_missing_backend_command_fails_loudly() -> None:
+    done = _bridge("/nonexistent/backend")
+    assert done.returncode == 1
+    assert "cannot run backend '/nonexistent/backend'" in done.stderr
+
+
+def test_backend_that_exits_at_once_fails_loudly() -> None:
+    done = _bridge(sys.executable, str(SUPPORT / "fault_backend.py"), "exit-now")
+    assert done.returncode == 1
+    assert "exited with code 3 before answering 'initialize'" in done.stderr
+    assert "cannot find my configuration" in done.stderr
+
+
+def test_backend_that_never_answers_initialize_fails_in_bounded_time() -> None:
+    t0 = time.monotonic()
+    done = _bridge(sys.executable, str(SUPPORT / "fault_backend.py"), "silent",
+                   extra=("--init-timeout", "1"))
+    assert done.returncode == 1
+    assert "did not answer 'initialize' within 1 s" in done.stderr
+    assert time.monotonic() - t0 < 20
+
+
+def test_backend_that_refuses_initialize_fails_loudly() -> None:
+    done = _bridge(sys.executable, str(SUPPORT / "fault_backend.py"), "refuse")
+    assert done.returncode == 1
+    assert "refused 'initialize': not today" in done.stderr
+
+
+def test_bridge_without_command_is_a_usage_error() -> None:
+    done = kernelkit("bridge")
+    assert done.returncode == 2 and "needs a backend command" in done.stderr
+
+
+@pytest.mark.parametrize(("code", "how"), [("die", "exited with code 7"),
+                                           ("kill", "was killed by SIGKILL")])
+def test_backend_death_is_an_error_reply_and_the_next_request_restarts_it(
+    start_kernel: Any, code: str, how: str
+) -> None:
+    k = start_kernel("kk-faulty")
+    reply, msgs = k.execute(code)
+    content = reply["content"]
+    assert content["status"] == "error" and content["ename"] == "BackendDied"
+    assert how in content["evalue"]
+    if code == "die":
+        assert "fatal: the backend fell over" in content["traceback"]
+    assert [m["msg_type"] for m in msgs if m["msg_type"] == "error"] == ["error"]
+    assert k.stdout("hello again") == "hello again"
+
+
+@pytest.mark.parametrize("spec", ["kk-faulty", "kk-faulty-message"])
+def test_hanging_backend_is_ended_by_an_interrupt(start_kernel: Any, spec: str) -> None:
+    k = start_kernel(spec)
+    msg_id = k.kc.execute("hang")
+    k.wait_started(msg_id)
+    k.km.interrupt_kernel()
+    reply = k.reply(msg_id, timeout=20)["content"]
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
+    assert k.stdout("fresh") == "fresh"
+
+
+def test_malformed_backend_output_never_kills_the_kernel(start_kernel: Any) -> None:
+    k = start_kernel("kk-faulty")
+    reply, msgs = k.execute("garbage")
+    assert reply["content"]["status"] == "ok"
+    texts = [m["content"]["text"] for m in msgs if m["msg_type"] == "stream"]
+    assert "survived" in texts
+    reply, _ = k.execute("wrong-result")
+    assert reply["content"]["status"] == "error"
+    assert "not an object" in reply["content"]["evalue"]
+    assert k.stdout("still here") == "still here"
+
+
+def test_stray_output_and_stderr_become_streams(start_kernel: Any) -> None:
+    k = start_kernel("kk-faulty")
+    reply, msgs = k.execute("stray")
+    streams = [(m["content"]["name"], m["content"]["text"]) for m in msgs
+               if m["msg_type"] == "stream"]
+    assert ("stdout", "a stray print\n") in streams
+    assert ("stderr", "a warning on stderr\n") in streams
+
+
+def test_ten_megabytes_of_output_pass_intact(start_kernel: Any) -> None:
+    k = start_kernel("kk-faulty")
+    n = 10 * 1024 * 1024
+    text = k.stdout(f"big {n}", timeout=120)
+    block = "0123456789abcdef" * 64 + "\n"
+    assert len(text) == n
+    assert text == (block * (n // len(block) + 1))[:n]
+
+
+def test_backend_input_request_and_refusal(start_kernel: Any) -> None:
+    k = start_kernel("kk-faulty")
+    msg_id = k.kc.execute("echo-input", allow_stdin=True)
+    assert k.kc.stdin_channel.get_msg(timeout=10)["content"]["prompt"] == "? "
+    k.kc.input("an answer")
+    k.reply(msg_id)
+    texts = [m["content"]["text"] for m in k.iopub_until_idle(msg_id) if m["msg_type"] == "stream"]
+    assert json.loads(texts[0]) == {"value": "an answer"}
+    reply, msgs = k.execute("echo-input", allow_stdin=False)
+    error = json.loads([m["content"]["text"] for m in msgs if m["msg_type"] == "stream"][0])
+    assert "StdinNotImplementedError" in error["message"]
+
+
+# -- installing bridge kernels ---------------------------------------------------------------
+
+
+def test_install_bridge_kernelspec(tmp_path: Path) -> None:
+    done = kernelkit("install", "--name", "my-deno-echo", "--prefix", str(tmp_path), "--",
+                     DENO, "run", "examples/deno/echo.ts", cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    spec = json.loads((tmp_path / "share/jupyter/kernels/my-deno-echo/kernel.json").read_text())
+    assert spec["argv"][:4] == [sys.executable, "-m", "kernelkit", "bridge"]
+    assert spec["argv"][-1] == str(ROOT / "examples/deno/echo.ts")  # made absolute
+    assert spec["display_name"] == "Echo" and spec["language"] == "Any text"
+
+
+def test_install_bridge_needs_a_name_and_a_working_backend(tmp_path: Path) -> None:
+    done = kernelkit("install", "--prefix", str(tmp_path), "--", DENO, "run", "x.ts")
+    assert done.returncode == 2 and "--name" in done.stderr
+    done = kernelkit("install", "--name", "nope", "--prefix", str(tmp_path), "--",
+                     sys.executable, str(SUPPORT / "fault_backend.py"), "exit-now")
+    assert done.returncode == 1 and "no kernelspec was written" in done.stderr
+    assert not (tmp_path / "share/jupyter/kernels/nope").exists()
+    done = kernelkit("install", "--name", "nope", "--prefix", str(tmp_path), "--", "no-such-cmd")
+    assert done.returncode == 2 and "not found" in done.stderr
