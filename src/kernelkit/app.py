@@ -25,7 +25,14 @@ class UsageError(Exception):
 
 
 class StartupError(Exception):
-    """The kernel was found but cannot start (exit code 1)."""
+    """The kernel was found but cannot start (exit code 1).
+
+    ``detail`` (a traceback, say) is printed before the one-line message.
+    """
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 def resolve(name: str) -> str:
@@ -55,16 +62,11 @@ def load_class(name: str, path: str | None = None) -> type[Kernel]:
         sys.path.insert(0, path)
     try:
         module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            raise UsageError(f"kernel {name!r}: no module named {exc.name!r}") from None
-        raise StartupError(
-            _failure(f"importing {module_name} for kernel {attr} failed", exc)
-        ) from None
     except BaseException as exc:
-        raise StartupError(
-            _failure(f"importing {module_name} for kernel {attr} failed", exc)
-        ) from None
+        missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+        if missing and (module_name == missing or module_name.startswith(missing + ".")):
+            raise UsageError(f"kernel {name!r}: no module named {missing!r}") from None
+        raise _failure(f"importing {module_name} for kernel {attr} failed", exc) from None
     obj: Any = module
     for part in attr.split("."):
         obj = getattr(obj, part, None)
@@ -82,9 +84,9 @@ def load_class(name: str, path: str | None = None) -> type[Kernel]:
     return obj
 
 
-def _failure(what: str, exc: BaseException) -> str:
+def _failure(what: str, exc: BaseException) -> StartupError:
     detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
-    return f"{detail}\n{what}: {type(exc).__name__}: {exc}"
+    return StartupError(f"{what}: {type(exc).__name__}: {exc}", detail)
 
 
 def launch(name: str, connection_file: str | None = None, path: str | None = None) -> int:
@@ -100,9 +102,7 @@ def serve(factory: Callable[[], Kernel], label: str, connection_file: str | None
     except StartupError:
         raise
     except BaseException as exc:
-        raise StartupError(
-            _failure(f"kernel class {label} could not be constructed", exc)
-        ) from None
+        raise _failure(f"kernel class {label} could not be constructed", exc) from None
     if not isinstance(getattr(kernel, "execution_count", None), int):
         raise StartupError(
             f"kernel class {label} could not be constructed: its __init__ did not call "
@@ -121,6 +121,7 @@ def serve(factory: Callable[[], Kernel], label: str, connection_file: str | None
         session = Session(info.key.encode(), info.signature_scheme)
     except (ConnectionFileError, ValueError) as exc:
         raise StartupError(f"kernel {label}: {exc}") from None
+    unset_ports = connection_file is not None and 0 in info.ports()
     try:
         server = Server(info, session)
     except Exception as exc:
@@ -132,6 +133,12 @@ def serve(factory: Callable[[], Kernel], label: str, connection_file: str | None
     except HookError as exc:
         raise StartupError(f"kernel class {label} cannot be used: {exc}") from None
     kernel._dispatcher = dispatcher
+    if connection_file and unset_ports:
+        # Ports given as 0 were chosen at bind time: the file must say which, as ipykernel does.
+        try:
+            info.write(connection_file)
+        except OSError as exc:
+            raise StartupError(f"cannot update connection file {connection_file}: {exc}") from None
     own_file = None if connection_file else _announce(info)
     dispatcher.capture_output()
     try:

@@ -118,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"kernelkit: error: {exc}", file=sys.stderr)
         return 2
     except StartupError as exc:
+        if exc.detail:
+            print(exc.detail, file=sys.stderr)
         print(f"kernelkit: error: {exc}", file=sys.stderr)
         return 1
     raise AssertionError(args.command)

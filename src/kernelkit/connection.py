@@ -36,6 +36,9 @@ class ConnectionInfo:
     kernel_name: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def ports(self) -> list[int]:
+        return [self.port(channel) for channel in CHANNELS]
+
     def port(self, channel: str) -> int:
         return int(getattr(self, f"{channel}_port"))
 
@@ -48,6 +51,12 @@ class ConnectionInfo:
             return f"ipc://{self.ip}-{self.port(channel)}"
         host = f"[{self.ip}]" if ":" in self.ip else self.ip
         return f"{self.transport}://{host}:{self.port(channel)}"
+
+    def ipc_paths(self) -> list[str]:
+        """The socket files of an ipc transport (libzmq leaves them behind at close)."""
+        if self.transport != "ipc":
+            return []
+        return [f"{self.ip}-{port}" for port in self.ports()]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

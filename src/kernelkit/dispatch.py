@@ -54,6 +54,12 @@ class Transport(Protocol):
 
     def queued(self, channel: str = "shell") -> list[Message]: ...
 
+    def wait_for_subscriber(self, timeout: float) -> bool: ...
+
+
+# How long the first execute waits for a client's IOPub subscription (s); see _handle_one.
+FIRST_SUBSCRIBER_WAIT = 1.0
+
 
 class HookError(TypeError):
     """A kernel hook that cannot be called the way the protocol needs to call it."""
@@ -145,6 +151,7 @@ class Dispatcher:
         self.accepted = check_hooks(kernel)
         self._local = threading.local()
         self._loop: Any = None
+        self._iopub_checked = False
         self._handlers: dict[str, Callable[[str, Message], JSONDict | None]] = {
             "execute_request": self._execute,
             "kernel_info_request": self._kernel_info,
@@ -217,6 +224,12 @@ class Dispatcher:
 
     def _handle_one(self, channel: str, msg: Message, abort_executes: bool = False) -> None:
         msg_type = msg.msg_type
+        if not self._iopub_checked and msg_type == "execute_request":
+            # A client may send its first execute as soon as kernel_info is answered,
+            # before its IOPub subscription has reached us (jupyter console does):
+            # its output and idle status would then reach nobody. Wait for it, briefly.
+            self._iopub_checked = True
+            self.transport.wait_for_subscriber(FIRST_SUBSCRIBER_WAIT)
         self._local.parent = msg
         self.transport.send("iopub", "status", {"execution_state": "busy"}, msg)
         try:

@@ -37,14 +37,35 @@ class InstalledSpec:
         return "kernelkit" in argv or "kernelkit" in (self.spec.get("metadata") or {})
 
 
+def prefer_environment() -> bool:
+    """Whether this Python environment's folder is searched before the user's.
+
+    jupyter_core's rule: JUPYTER_PREFER_ENV_PATH decides if set; otherwise a
+    virtualenv, or a non-base conda env, owned by the user comes first.
+    """
+    env = os.environ.get("JUPYTER_PREFER_ENV_PATH")
+    if env is not None:
+        return env.lower() not in ("", "0", "false", "no", "off", "n", "f")
+    owned = os.access(sys.prefix, os.W_OK)
+    if sys.prefix != sys.base_prefix and owned:
+        return True
+    conda = os.environ.get("CONDA_PREFIX")
+    return bool(
+        conda
+        and sys.prefix.startswith(conda)
+        and os.environ.get("CONDA_DEFAULT_ENV", "base") != "base"
+        and owned
+    )
+
+
 def data_dirs() -> list[Path]:
     """Jupyter's data search path, most specific first (as jupyter_core orders it)."""
     dirs: list[Path] = []
     for entry in os.environ.get("JUPYTER_PATH", "").split(os.pathsep):
         if entry:
             dirs.append(Path(entry))
-    dirs.append(jupyter_data_dir())
-    dirs.append(Path(sys.prefix) / "share" / "jupyter")
+    user, env = jupyter_data_dir(), Path(sys.prefix) / "share" / "jupyter"
+    dirs += [env, user] if prefer_environment() else [user, env]
     if os.name != "nt":
         dirs += [Path("/usr/local/share/jupyter"), Path("/usr/share/jupyter")]
     seen: set[Path] = set()

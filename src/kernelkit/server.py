@@ -63,6 +63,7 @@ class IOPub:
         self.socket = socket
         self.session = session
         self.lock = threading.Lock()
+        self.subscribed = threading.Event()  # set once any client has subscribed
 
     def send(self, frames: list[bytes]) -> None:
         with self.lock:
@@ -93,6 +94,7 @@ class IOPub:
                 subscription = topic.decode("utf-8")
             except UnicodeDecodeError:
                 continue
+            self.subscribed.set()
             ids = [topic] if topic else []
             frames = self.session.serialize(
                 "iopub_welcome", {"subscription": subscription}, identities=ids
@@ -168,7 +170,7 @@ class Server:
         # ipc: pick the first free "<ip>-<n>" path when no port was given, like jupyter_client.
         if info.port(channel) == 0:
             port = 1
-            while os.path.exists(f"{info.ip}-{port}") or port in _ports(info):
+            while os.path.exists(f"{info.ip}-{port}") or port in info.ports():
                 port += 1
             info.set_port(channel, port)
         sock.bind(info.url(channel))
@@ -298,6 +300,9 @@ class Server:
         # term() waits (up to LINGER_MS) until queued replies and statuses are sent.
         if term:
             self._ctx.term()
+        for path in self.info.ipc_paths():
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
     # -- sending ---------------------------------------------------------------
 
@@ -348,6 +353,10 @@ class Server:
         if on_main and self._pending_interrupt and self._interruptible:
             self._pending_interrupt = False
             raise KeyboardInterrupt
+
+    def wait_for_subscriber(self, timeout: float) -> bool:
+        """Wait until some client has subscribed to IOPub (True), or timeout (False)."""
+        return self.iopub.subscribed.wait(timeout)
 
     def queued(self, channel: str = "shell") -> list[Message]:
         """Messages already waiting on a channel (for aborting them after an error)."""
@@ -442,10 +451,6 @@ class Server:
         """Interrupt the main thread as SIGINT would (interrupt_mode "message")."""
         if self._main_ident is not None:
             signal.pthread_kill(self._main_ident, signal.SIGINT)
-
-
-def _ports(info: ConnectionInfo) -> set[int]:
-    return {info.shell_port, info.iopub_port, info.stdin_port, info.control_port, info.hb_port}
 
 
 class _ParentWatch:
