@@ -1,0 +1,1 @@
+"""Benchmarks of kernelkit against its peers: ``python -m bench`` (see docs/benchmarks.md)."""

@@ -1,0 +1,268 @@
+"""A lean benchmark client: raw pyzmq plus signing, so client overhead does not hide the kernel's.
+
+It launches a kernel from a kernelspec's argv with a fresh connection file and measures it
+through the shell and IOPub channels only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+import zmq
+
+from kernelkit.wire import Message, ProtocolError, Session
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def kernel_command(argv: list[str], connection_file: str) -> list[str]:
+    """The kernelspec's argv with {connection_file} filled in and python mapped as Jupyter does."""
+    out = [a.replace("{connection_file}", connection_file) for a in argv]
+    pythons = {
+        "python",
+        f"python{sys.version_info[0]}",
+        "python{}.{}".format(*sys.version_info[:2]),
+    }
+    if out and out[0] in pythons:
+        out[0] = sys.executable
+    return out
+
+
+@dataclass
+class Running:
+    """One launched kernel and a lean client connected to it."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str] | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    startup_s: float = 0.0
+    executes: int = 0
+    _tmp: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="kk-bench-"))
+
+    def start(self, ctx: zmq.Context[zmq.Socket[bytes]], timeout: float = 60) -> None:
+        ports = free_ports(5)
+        key = os.urandom(16).hex()
+        info = {
+            "transport": "tcp",
+            "ip": "127.0.0.1",
+            "shell_port": ports[0],
+            "iopub_port": ports[1],
+            "stdin_port": ports[2],
+            "control_port": ports[3],
+            "hb_port": ports[4],
+            "key": key,
+            "signature_scheme": "hmac-sha256",
+            "kernel_name": self.name,
+        }
+        cf = os.path.join(self._tmp, "connection.json")
+        with open(cf, "w") as f:
+            json.dump(info, f)
+        self.session = Session(key.encode())
+        self.shell = ctx.socket(zmq.DEALER)
+        self.shell.linger = 0
+        # Retry the connection every 2 ms (not libzmq's 100 ms) while the kernel starts,
+        # so that startup measures the kernel and not the client's back-off.
+        self.shell.reconnect_ivl = 2
+        self.shell.connect(f"tcp://127.0.0.1:{ports[0]}")
+        self.control = ctx.socket(zmq.DEALER)
+        self.control.linger = 0
+        self.control.connect(f"tcp://127.0.0.1:{ports[3]}")
+        self.iopub = ctx.socket(zmq.SUB)
+        self.iopub.linger = 0
+        self.iopub.rcvhwm = 0
+        self.iopub.setsockopt(zmq.SUBSCRIBE, b"")
+        self.iopub.connect(f"tcp://127.0.0.1:{ports[1]}")
+        env = {**os.environ, "JPY_PARENT_PID": str(os.getpid()), **(self.env or {})}
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            kernel_command(self.argv, cf),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.send(self.shell, "kernel_info_request", {})
+        self.wait_reply(self.shell, timeout)
+        self.startup_s = time.perf_counter() - t0
+        # Let IOPub connect before measuring executes (a kernel never sees its first
+        # subscriber otherwise and the first outputs would be lost to the client).
+        self.settle_iopub(timeout)
+
+    def send(self, sock: zmq.Socket[bytes], msg_type: str, content: dict[str, Any]) -> str:
+        header = self.session.header(msg_type)
+        sock.send_multipart(self.session.serialize(msg_type, content, header=header))
+        return str(header["msg_id"])
+
+    def recv(self, sock: zmq.Socket[bytes]) -> Message:
+        frames = sock.recv_multipart()
+        try:
+            return self.session.deserialize(frames)
+        except ProtocolError:
+            # Some kernels send null where the spec wants {} (seen: xeus-python's
+            # parent_header); the benchmark measures speed, not conformance.
+            i = frames.index(b"<IDS|MSG>")
+            parts = [json.loads(f) or {} for f in frames[i + 2 : i + 6]]
+            return Message(*parts)
+
+    def wait_reply(self, sock: zmq.Socket[bytes], timeout: float) -> Message:
+        if not sock.poll(int(timeout * 1000)):
+            assert self.proc is not None
+            raise TimeoutError(
+                f"{self.name}: no reply within {timeout} s "
+                f"(process {'exited ' + str(self.proc.poll()) if self.proc.poll() is not None else 'alive'})"
+            )
+        return self.recv(sock)
+
+    def settle_iopub(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg_id = self.send(self.shell, "kernel_info_request", {})
+            self.wait_reply(self.shell, timeout)
+            end = time.monotonic() + 0.5
+            while time.monotonic() < end:
+                if not self.iopub.poll(100):
+                    continue
+                msg = self.recv(self.iopub)
+                if (
+                    msg.parent_header.get("msg_id") == msg_id
+                    and msg.msg_type == "status"
+                    and msg.content.get("execution_state") == "idle"
+                ):
+                    return
+        raise TimeoutError(f"{self.name}: IOPub never delivered")
+
+    def execute_request(self, code: str) -> str:
+        self.executes += 1
+        return self.send(
+            self.shell,
+            "execute_request",
+            {
+                "code": code,
+                "silent": False,
+                "store_history": True,
+                "user_expressions": {},
+                "allow_stdin": False,
+                "stop_on_error": True,
+            },
+        )
+
+    def execute(self, code: str, timeout: float = 60) -> float:
+        """One execute round trip: request sent → reply received and idle seen (seconds)."""
+        t0 = time.perf_counter()
+        msg_id = self.execute_request(code)
+        replied = idle = False
+        poller = zmq.Poller()
+        poller.register(self.shell, zmq.POLLIN)
+        poller.register(self.iopub, zmq.POLLIN)
+        deadline = t0 + timeout
+        while not (replied and idle):
+            events = dict(poller.poll(int(max(0.001, deadline - time.perf_counter()) * 1000)))
+            if not events:
+                raise TimeoutError(f"{self.name}: execute timed out")
+            if self.shell in events and self.recv(self.shell).parent_header.get("msg_id") == msg_id:
+                replied = True
+            if self.iopub in events:
+                msg = self.recv(self.iopub)
+                if (
+                    msg.msg_type == "status"
+                    and msg.content.get("execution_state") == "idle"
+                    and msg.parent_header.get("msg_id") == msg_id
+                ):
+                    idle = True
+        return time.perf_counter() - t0
+
+    def pipelined(self, code: str, n: int, timeout: float = 300) -> float:
+        """Executes per second with n requests sent back to back."""
+        t0 = time.perf_counter()
+        ids = [self.execute_request(code) for _ in range(n)]
+        last = ids[-1]
+        replies = 0
+        idle = False
+        poller = zmq.Poller()
+        poller.register(self.shell, zmq.POLLIN)
+        poller.register(self.iopub, zmq.POLLIN)
+        while replies < n or not idle:
+            events = dict(poller.poll(int(timeout * 1000)))
+            if not events:
+                raise TimeoutError(f"{self.name}: pipelined run stalled at {replies}/{n}")
+            while self.shell.poll(0):
+                self.recv(self.shell)
+                replies += 1
+            while self.iopub.poll(0):
+                msg = self.recv(self.iopub)
+                if (
+                    msg.parent_header.get("msg_id") == last
+                    and msg.msg_type == "status"
+                    and msg.content.get("execution_state") == "idle"
+                ):
+                    idle = True
+        return n / (time.perf_counter() - t0)
+
+    def output(self, code: str, size: int, timeout: float = 120) -> float:
+        """MB/s of output: request sent → all `size` characters of output received."""
+        t0 = time.perf_counter()
+        msg_id = self.execute_request(code)
+        got = 0
+        deadline = t0 + timeout
+        while got < size:
+            if not self.iopub.poll(int(max(0.001, deadline - time.perf_counter()) * 1000)):
+                raise TimeoutError(f"{self.name}: output stalled at {got}/{size}")
+            msg = self.recv(self.iopub)
+            if msg.parent_header.get("msg_id") != msg_id:
+                continue
+            if msg.msg_type == "stream":
+                got += len(msg.content.get("text", ""))
+            elif msg.msg_type in ("execute_result", "display_data"):
+                got += len(str(msg.content.get("data", {}).get("text/plain", "")))
+        elapsed = time.perf_counter() - t0
+        while True:  # the reply, so the next measurement starts clean
+            if not self.shell.poll(int(timeout * 1000)):
+                raise TimeoutError(f"{self.name}: no reply after the output")
+            if self.recv(self.shell).parent_header.get("msg_id") == msg_id:
+                break
+        return size / elapsed / 1e6
+
+    def rss_mb(self) -> float:
+        """Resident memory of the kernel process and its children (a bridge backend)."""
+        assert self.proc is not None
+        p = psutil.Process(self.proc.pid)
+        total = p.memory_info().rss
+        for child in p.children(recursive=True):
+            with contextlib.suppress(psutil.Error):  # it may have just exited
+                total += child.memory_info().rss
+        return total / 1e6
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.send(self.control, "shutdown_request", {"restart": False})
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                for child in psutil.Process(self.proc.pid).children(recursive=True):
+                    child.kill()
+                self.proc.kill()
+                self.proc.wait()
+        for sock in (self.shell, self.control, self.iopub):
+            sock.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)

@@ -1,0 +1,337 @@
+"""Run the benchmark: every kernel, interleaved, several rounds, medians.
+
+python -m bench                      # full run, table on the terminal
+python -m bench --update-docs        # and write the results into docs/benchmarks.md + chart
+python -m bench --smoke              # a handful of iterations (CI keeps the command working)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import zmq
+
+from .client import Running
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "benchmarks.md"
+CHART = ROOT / "docs" / "images" / "benchmarks.png"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+@dataclass
+class Kernel:
+    label: str
+    spec: str  # kernelspec name
+    rtt_code: str
+    output_code: str  # {n} is replaced by the output size in characters
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+ECHO_OUTPUT = "{echo}"  # the Echo kernels print their input: send n characters of code
+KERNELS = [
+    Kernel("kernelkit Echo", "kernelkit-echo", "hi", ECHO_OUTPUT),
+    Kernel("ipykernel Echo", "echo", "hi", ECHO_OUTPUT),
+    Kernel("xeus-python", "xpython", 'print("hi")', 'print("x" * {n}, end="")'),
+    Kernel("Deno (deno jupyter)", "deno", 'console.log("hi")', 'console.log("x".repeat({n}))'),
+    Kernel("kernelkit Deno Echo (bridge)", "kernelkit-bench-deno-echo", "hi", ECHO_OUTPUT),
+    Kernel("floor (minimal pyzmq)", "kernelkit-bench-floor", "hi", ECHO_OUTPUT),
+]
+
+
+def setup(prefix: Path) -> dict[str, list[str]]:
+    """Install the peers' kernelspecs where possible; return kernelspec name → argv."""
+    kernels = prefix / "share" / "jupyter" / "kernels"
+    kernels.mkdir(parents=True, exist_ok=True)
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    subprocess.run(
+        [sys.executable, "-m", "echo_kernel.install", "--prefix", str(prefix)], check=False, **quiet
+    )
+    deno = shutil.which("deno") or str(Path(sys.executable).parent / "deno")
+    if Path(deno).exists():
+        # What `deno jupyter --install` writes, but into our prefix rather than the user's.
+        spec = kernels / "deno"
+        spec.mkdir(exist_ok=True)
+        (spec / "kernel.json").write_text(
+            json.dumps(
+                {
+                    "argv": [deno, "jupyter", "--kernel", "--conn", "{connection_file}"],
+                    "display_name": "Deno",
+                    "language": "typescript",
+                }
+            )
+        )
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "kernelkit",
+                "install",
+                "--name",
+                "kernelkit-bench-deno-echo",
+                "--prefix",
+                str(prefix),
+                "--",
+                deno,
+                "run",
+                str(ROOT / "examples" / "deno" / "echo.ts"),
+            ],
+            check=False,
+            **quiet,
+        )
+    floor = kernels / "kernelkit-bench-floor"
+    floor.mkdir(exist_ok=True)
+    (floor / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, str(ROOT / "bench" / "floor.py"), "{connection_file}"],
+                "display_name": "floor",
+                "language": "no-op",
+            }
+        )
+    )
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(
+        p for p in (str(prefix / "share" / "jupyter"), os.environ.get("JUPYTER_PATH")) if p
+    )
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    specs = KernelSpecManager().get_all_specs()
+    return {name: s["spec"]["argv"] for name, s in specs.items()}
+
+
+@dataclass
+class Results:
+    startup: list[float] = field(default_factory=list)
+    rtt: list[float] = field(default_factory=list)
+    pipelined: list[float] = field(default_factory=list)
+    output: list[float] = field(default_factory=list)
+    rss: list[float] = field(default_factory=list)
+    error: str = ""
+
+    def row(self) -> dict[str, float | None]:
+        def med(xs: list[float]) -> float | None:
+            return statistics.median(xs) if xs else None
+
+        rtt = sorted(self.rtt)
+        p99 = rtt[min(len(rtt) - 1, int(len(rtt) * 0.99))] if rtt else None
+        return {
+            "startup_ms": _ms(med(self.startup)),
+            "rtt_ms": _ms(med(self.rtt)),
+            "rtt_p99_ms": _ms(p99),
+            "exec_per_s": med(self.pipelined),
+            "output_mb_s": med(self.output),
+            "rss_mb": med(self.rss),
+        }
+
+
+def _ms(x: float | None) -> float | None:
+    return None if x is None else x * 1000
+
+
+def one_round(
+    kernel: Kernel, res: Results, args: argparse.Namespace, ctx: zmq.Context[zmq.Socket[bytes]]
+) -> None:
+    run = Running(kernel.spec, kernel.argv, kernel.env)
+    try:
+        run.start(ctx)
+        res.startup.append(run.startup_s)
+        for _ in range(args.warmup):
+            run.execute(kernel.rtt_code)
+        res.rtt += [run.execute(kernel.rtt_code) for _ in range(args.executes)]
+        res.pipelined.append(run.pipelined(kernel.rtt_code, args.pipelined))
+        n = int(args.output_mb * 1e6)
+        code = "x" * n if kernel.output_code == ECHO_OUTPUT else kernel.output_code.format(n=n)
+        res.output.append(run.output(code, n))
+        while run.executes < args.memory_executes:
+            run.execute(kernel.rtt_code)
+        res.rss.append(run.rss_mb())
+    except Exception as exc:
+        res.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        run.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--executes", type=int, default=300, help="round trips per round")
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--pipelined", type=int, default=2000)
+    parser.add_argument("--output-mb", type=float, default=10.0)
+    parser.add_argument("--memory-executes", type=int, default=1000)
+    parser.add_argument("--kernels", help="comma-separated kernelspec names (default: all found)")
+    parser.add_argument("--smoke", action="store_true", help="a handful of iterations")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument(
+        "--update-docs",
+        action="store_true",
+        help="write the results into docs/benchmarks.md and its chart",
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.rounds, args.executes, args.warmup = 1, 10, 2
+        args.pipelined, args.output_mb, args.memory_executes = 50, 0.2, 30
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = Console(stderr=True)
+    prefix = Path(tempfile.mkdtemp(prefix="kk-bench-prefix-"))
+    try:
+        found = setup(prefix)
+        wanted = set(args.kernels.split(",")) if args.kernels else None
+        kernels = []
+        for k in KERNELS:
+            if wanted is not None and k.spec not in wanted:
+                continue
+            if k.spec not in found:
+                console.print(f"[yellow]skipping {k.label}: kernelspec {k.spec!r} not installed")
+                continue
+            k.argv = found[k.spec]
+            kernels.append(k)
+        results = {k.label: Results() for k in kernels}
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        with Progress(console=console) as progress:
+            task = progress.add_task("benchmarking", total=args.rounds * len(kernels))
+            for r in range(args.rounds):
+                order = kernels[:]
+                random.Random(r).shuffle(order)  # interleaved, in a different order each round
+                for k in order:
+                    progress.update(task, description=f"round {r + 1}: {k.label}")
+                    one_round(k, results[k.label], args, ctx)
+                    progress.advance(task)
+        ctx.term()
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
+
+    rows = {label: res.row() for label, res in results.items()}
+    errors = {label: res.error for label, res in results.items() if res.error}
+    command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    md = render(rows, errors, args, command.strip())
+    print(md)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "errors": errors}, indent=2))
+    if args.update_docs:
+        chart(rows, CHART)
+        text = DOCS.read_text()
+        head, _, rest = text.partition(START)
+        _, _, tail = rest.partition(END)
+        DOCS.write_text(f"{head}{START}\n{md}\n{END}{tail}")
+    return 1 if errors and args.smoke else 0
+
+
+def _fmt(x: float | None, digits: int = 2) -> str:
+    return "—" if x is None else f"{x:,.{digits}f}"
+
+
+TARGETS = [
+    # (description, numerator kernel, denominator kernel, metric, bound, "<=" or ">=")
+    ("startup ≤ 0.5× ipykernel Echo", "kernelkit Echo", "ipykernel Echo", "startup_ms", 0.5, "<="),
+    ("startup ≤ 1.25× floor", "kernelkit Echo", "floor (minimal pyzmq)", "startup_ms", 1.25, "<="),
+    ("round trip ≤ 0.3× ipykernel Echo", "kernelkit Echo", "ipykernel Echo", "rtt_ms", 0.3, "<="),
+    ("round trip ≤ 0.7× xeus-python", "kernelkit Echo", "xeus-python", "rtt_ms", 0.7, "<="),
+    ("round trip ≤ 1.3× floor", "kernelkit Echo", "floor (minimal pyzmq)", "rtt_ms", 1.3, "<="),
+    ("throughput ≥ 8× ipykernel Echo", "kernelkit Echo", "ipykernel Echo", "exec_per_s", 8, ">="),
+    ("throughput ≥ 2× xeus-python", "kernelkit Echo", "xeus-python", "exec_per_s", 2, ">="),
+    ("RSS ≤ 0.5× ipykernel Echo", "kernelkit Echo", "ipykernel Echo", "rss_mb", 0.5, "<="),
+    (
+        "Deno bridge round trip ≤ 1.5× kernelkit Echo",
+        "kernelkit Deno Echo (bridge)",
+        "kernelkit Echo",
+        "rtt_ms",
+        1.5,
+        "<=",
+    ),
+    (
+        "Deno bridge startup ≤ deno jupyter",
+        "kernelkit Deno Echo (bridge)",
+        "Deno (deno jupyter)",
+        "startup_ms",
+        1.0,
+        "<=",
+    ),
+]
+
+
+def render(
+    rows: dict[str, dict[str, float | None]],
+    errors: dict[str, str],
+    args: argparse.Namespace,
+    command: str,
+) -> str:
+    cpu = platform.processor() or platform.machine()
+    with open("/proc/cpuinfo") if Path("/proc/cpuinfo").exists() else open(os.devnull) as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    lines = [
+        f"Run on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: {os.cpu_count()} cores ({cpu}), "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}; "
+        f"{args.rounds} rounds, interleaved; `{command}`.",
+        "",
+        "| kernel | startup (ms) | round trip median (ms) | round trip p99 (ms) | pipelined (executes/s) | output (MB/s) | RSS after 1,000 executes (MB) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, row in rows.items():
+        if label in errors:
+            lines.append(f"| {label} | failed: {errors[label]} | | | | | |")
+            continue
+        lines.append(
+            f"| {label} | {_fmt(row['startup_ms'], 0)} | {_fmt(row['rtt_ms'], 3)} | "
+            f"{_fmt(row['rtt_p99_ms'], 3)} | {_fmt(row['exec_per_s'], 0)} | "
+            f"{_fmt(row['output_mb_s'], 1)} | {_fmt(row['rss_mb'], 1)} |"
+        )
+    lines += ["", "| target | measured ratio | met |", "|---|---:|:---:|"]
+    for text, num, den, metric, bound, op in TARGETS:
+        a, b = rows.get(num, {}).get(metric), rows.get(den, {}).get(metric)
+        if a is None or b is None or num in errors or den in errors:
+            lines.append(f"| {text} | not measured | — |")
+            continue
+        ratio = a / b
+        met = ratio <= bound if op == "<=" else ratio >= bound
+        lines.append(f"| {text} | {ratio:.2f}× | {'yes' if met else '**no**'} |")
+    return "\n".join(lines)
+
+
+def chart(rows: dict[str, dict[str, float | None]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [
+        ("startup_ms", "startup (ms, lower is better)"),
+        ("rtt_ms", "execute round trip (ms, lower is better)"),
+        ("exec_per_s", "pipelined executes/s (higher is better)"),
+        ("rss_mb", "RSS after 1,000 executes (MB, lower is better)"),
+    ]
+    labels = [k for k, r in rows.items() if r["rtt_ms"] is not None]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7))
+    for ax, (key, title) in zip(axes.flat, metrics, strict=True):
+        values = [rows[k][key] or 0 for k in labels]
+        colors = ["tab:green" if k.startswith("kernelkit") else "tab:gray" for k in labels]
+        ax.barh(labels, values, color=colors)
+        ax.set_title(title, fontsize=10)
+        ax.invert_yaxis()
+        ax.tick_params(labelsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)

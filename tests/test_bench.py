@@ -1,0 +1,27 @@
+"""The benchmark command keeps working: a smoke run (a few iterations, no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.mark.timeout(600)
+def test_benchmark_smoke_run(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(out.read_text())
+    assert results["errors"] == {}
+    for kernel in ("kernelkit Echo", "floor (minimal pyzmq)", "kernelkit Deno Echo (bridge)",
+                   "ipykernel Echo", "xeus-python", "Deno (deno jupyter)"):
+        row = results["rows"][kernel]
+        assert all(value is not None and value > 0 for value in row.values()), (kernel, row)
+    assert "| kernelkit Echo |" in done.stdout
