@@ -20,6 +20,7 @@ with open(sys.argv[1]) as f:
 key = info["key"].encode()
 digest = hmac.new(key, digestmod=hashlib.sha256) if key else None
 ctx = zmq.Context()
+raw_send = zmq.backend.Socket.send
 
 
 def bind(kind: int, name: str) -> zmq.Socket:
@@ -59,7 +60,10 @@ def send(sock, ids, msg_type, content, parent):
         for p in parts:
             d.update(p)
         sig = d.hexdigest().encode()
-    sock.send_multipart([*ids, b"<IDS|MSG>", sig, *parts])
+    frames = [*ids, b"<IDS|MSG>", sig, *parts]
+    for frame in frames[:-1]:  # the backend's send: pyzmq's fastest path, as kernelkit uses
+        raw_send(sock, frame, 2)
+    raw_send(sock, frames[-1], 0)
 
 
 KERNEL_INFO = {

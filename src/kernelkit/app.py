@@ -10,29 +10,14 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .connection import ConnectionFileError, ConnectionInfo, jupyter_runtime_dir
+from .errors import StartupError, UsageError
 from .kernel import Kernel
 from .kernels import BUILTIN
-
-
-class UsageError(Exception):
-    """The user named something that does not exist (exit code 2)."""
-
-
-class StartupError(Exception):
-    """The kernel was found but cannot start (exit code 1).
-
-    ``detail`` (a traceback, say) is printed before the one-line message.
-    """
-
-    def __init__(self, message: str, detail: str = "") -> None:
-        super().__init__(message)
-        self.detail = detail
 
 
 def resolve(name: str) -> str:
@@ -85,6 +70,8 @@ def load_class(name: str, path: str | None = None) -> type[Kernel]:
 
 
 def _failure(what: str, exc: BaseException) -> StartupError:
+    import traceback
+
     detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
     return StartupError(f"{what}: {type(exc).__name__}: {exc}", detail)
 

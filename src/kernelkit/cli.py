@@ -7,16 +7,20 @@ is found but cannot start says why and exits 1.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
 
 from . import __version__
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(prog="kernelkit", description="Make and run Jupyter kernels.")
     parser.add_argument("--version", action="version", version=f"kernelkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -78,43 +82,42 @@ def _parser() -> argparse.ArgumentParser:
 
     rm = sub.add_parser("remove", help="remove an installed kernelkit kernelspec")
     rm.add_argument("name", metavar="NAME")
+
+    from .check.command import add_parser as add_check_parser
+
+    add_check_parser(sub)
     return parser
+
+
+def _fast_run(argv: list[str]) -> tuple[str, str | None] | None:
+    """``run KERNEL [-f FILE]``, what every kernelspec launches, parsed without argparse.
+
+    Kernel start-up time matters; anything else goes through the full parser.
+    """
+    if len(argv) == 2 and argv[0] == "run" and not argv[1].startswith("-"):
+        return argv[1], None
+    if (
+        len(argv) == 4
+        and argv[0] == "run"
+        and not argv[1].startswith("-")
+        and argv[2] in ("-f", "--connection-file")
+    ):
+        return argv[1], argv[3]
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # Everything after "--" is a backend command line, left untouched.
-    command: list[str] = []
-    if "--" in argv:
-        split = argv.index("--")
-        argv, command = argv[:split], argv[split + 1 :]
-    args = _parser().parse_args(argv)
-    args.backend_command = command
-    from .app import StartupError, UsageError
-    from .kernelspec import KernelspecError
+    from .errors import StartupError, UsageError
 
     try:
-        if args.command == "run":
+        fast = _fast_run(argv)
+        if fast is not None:
             from .app import launch
 
-            code = launch(args.kernel, args.connection_file, args.path)
-            _exit_now(code)
-        if args.command == "bridge":
-            _exit_now(_bridge(args))
-        if args.command == "install":
-            if args.backend_command:
-                return _install_bridge(args)
-            if not args.kernel:
-                raise UsageError("install needs KERNEL, or -- CMD ARGS for a bridge backend")
-            return _install(args)
-        if args.command == "list":
-            return _list()
-        if args.command == "remove":
-            from .kernelspec import remove
-
-            print(f"removed {remove(args.name)}")
-            return 0
-    except (UsageError, KernelspecError) as exc:
+            _exit_now(launch(*fast))
+        return _command(argv)
+    except UsageError as exc:
         print(f"kernelkit: error: {exc}", file=sys.stderr)
         return 2
     except StartupError as exc:
@@ -122,6 +125,41 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(exc.detail, file=sys.stderr)
         print(f"kernelkit: error: {exc}", file=sys.stderr)
         return 1
+
+
+def _command(argv: list[str]) -> int:
+    # Everything after "--" is a backend command line, left untouched.
+    command: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, command = argv[:split], argv[split + 1 :]
+    args = _parser().parse_args(argv)
+    args.backend_command = command
+    if args.command == "run":
+        from .app import launch
+
+        _exit_now(launch(args.kernel, args.connection_file, args.path))
+    if args.command == "bridge":
+        _exit_now(_bridge(args))
+    if args.command == "install":
+        if args.backend_command:
+            return _install_bridge(args)
+        if not args.kernel:
+            from .errors import UsageError
+
+            raise UsageError("install needs KERNEL, or -- CMD ARGS for a bridge backend")
+        return _install(args)
+    if args.command == "list":
+        return _list()
+    if args.command == "check":
+        from .check.command import run as run_check
+
+        return run_check(args)
+    if args.command == "remove":
+        from .kernelspec import remove
+
+        print(f"removed {remove(args.name)}")
+        return 0
     raise AssertionError(args.command)
 
 
@@ -138,8 +176,9 @@ def _exit_now(code: int) -> None:
 
 
 def _bridge(args: argparse.Namespace) -> int:
-    from .app import StartupError, UsageError, serve
+    from .app import serve
     from .bridge.kernel import BackendStartError, BridgeKernel
+    from .errors import StartupError, UsageError
 
     if not args.backend_command:
         raise UsageError("bridge needs a backend command: kernelkit bridge [-f FILE] -- CMD ARGS")
@@ -157,9 +196,9 @@ def _bridge(args: argparse.Namespace) -> int:
 def _install_bridge(args: argparse.Namespace) -> int:
     import shutil
 
-    from .app import StartupError, UsageError
     from .bridge.kernel import BackendStartError, BridgeKernel
-    from .kernelspec import install, target_dir
+    from .errors import StartupError, UsageError
+    from .kernelspec import install, spec_metadata, target_dir
 
     if args.kernel:
         raise UsageError("give either KERNEL or -- CMD ARGS, not both")
@@ -188,7 +227,7 @@ def _install_bridge(args: argparse.Namespace) -> int:
         "language": probe.language,
         "interrupt_mode": args.interrupt_mode,
         "kernel_protocol_version": "5.5",
-        "metadata": {"kernelkit": {"bridge": command}},
+        "metadata": spec_metadata({"bridge": command}),
     }
     dest = install(spec, args.name, target_dir(args.user, args.sys_prefix, args.prefix))
     print(f"installed kernelspec {args.name.lower()} in {dest}")
@@ -243,6 +282,8 @@ def _module_file(module: str) -> str | None:
 
 
 def _from_cwd(module_file: str) -> bool:
+    from pathlib import Path
+
     cwd = Path.cwd().resolve()
     try:
         Path(module_file).resolve().relative_to(cwd)

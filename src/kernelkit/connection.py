@@ -1,7 +1,9 @@
 """Connection files: where the five channels listen and how messages are signed.
 
 The format is jupyter_client's: a JSON object with ``transport``, ``ip``, the five
-``*_port`` numbers, ``key`` and ``signature_scheme`` (plus ``kernel_name``).
+``*_port`` numbers, ``key`` and ``signature_scheme`` (plus ``kernel_name``), and, when
+the client asks for transport encryption (jupyter_client >= 8.9), the kernel's CurveZMQ
+keypair ``curve_publickey`` / ``curve_secretkey`` (Z85 text).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ class ConnectionInfo:
     key: str = ""
     signature_scheme: str = "hmac-sha256"
     kernel_name: str = ""
+    # CurveZMQ: the kernel's sockets are Curve servers with this keypair (Z85), if set.
+    curve_publickey: str | None = None
+    curve_secretkey: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def ports(self) -> list[int]:
@@ -58,10 +63,17 @@ class ConnectionInfo:
             return []
         return [f"{self.ip}-{port}" for port in self.ports()]
 
+    @property
+    def curve(self) -> bool:
+        """Whether the channels are encrypted with CurveZMQ."""
+        return self.curve_secretkey is not None
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         extra = data.pop("extra")
         data.update(extra)
+        if not self.curve:  # jupyter_client turns Curve on when the keys are present at all
+            del data["curve_publickey"], data["curve_secretkey"]
         return data
 
     @classmethod
@@ -75,13 +87,28 @@ class ConnectionInfo:
         if info.transport not in ("tcp", "ipc"):
             raise ConnectionFileError(f"unsupported transport {info.transport!r} (tcp or ipc)")
         for channel in CHANNELS:
-            port = info.port(channel)
-            if not isinstance(port, int) or not 0 <= port <= 65535:
+            given = getattr(info, f"{channel}_port")
+            try:
+                port = info.port(channel)
+            except (TypeError, ValueError, OverflowError):
+                port = -1
+            if isinstance(given, bool) or not 0 <= port <= 65535:
                 raise ConnectionFileError(
-                    f"{channel}_port must be an integer 0-65535, not {port!r}"
+                    f"{channel}_port must be an integer 0-65535, not {given!r}"
                 )
         if not isinstance(info.key, str):
             raise ConnectionFileError("key must be a string")
+        if not isinstance(info.signature_scheme, str):
+            raise ConnectionFileError("signature_scheme must be a string")
+        if not isinstance(info.ip, str):
+            raise ConnectionFileError("ip must be a string")
+        curve_keys = (info.curve_publickey, info.curve_secretkey)
+        if curve_keys != (None, None) and not all(
+            isinstance(k, str) and len(k) == 40 for k in curve_keys
+        ):
+            raise ConnectionFileError(
+                "curve_publickey and curve_secretkey must both be given, as 40-character Z85 keys"
+            )
         return info
 
     @classmethod
@@ -93,7 +120,7 @@ class ConnectionInfo:
             raise ConnectionFileError(
                 f"cannot read connection file {path}: {exc.strerror}"
             ) from None
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ConnectionFileError(f"connection file {path} is not valid JSON: {exc}") from None
         return cls.from_dict(data)
 

@@ -20,8 +20,10 @@ import contextlib
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from datetime import datetime
 from types import FrameType
 from typing import Any, Protocol
 
@@ -57,6 +59,9 @@ class Transport(Protocol):
     def wait_for_subscriber(self, timeout: float) -> bool: ...
 
 
+# How long after a failed execute a request may still be in flight (s): only then is
+# its header date compared with the failure, so clock skew cannot abort later work.
+IN_FLIGHT_WINDOW_S = 0.5
 # How long the first execute waits for a client's IOPub subscription (s); see _handle_one.
 FIRST_SUBSCRIBER_WAIT = 1.0
 
@@ -98,31 +103,72 @@ def check_hooks(kernel: object) -> dict[str, frozenset[str]]:
     naming the class, the hook and the reason, so the kernel can refuse to start
     with a clear message instead of failing on the first request.
     """
-    import inspect
-
     accepted: dict[str, frozenset[str]] = {}
     cls = type(kernel).__name__
     for name, args in HOOK_ARGS.items():
         hook = getattr(kernel, name, None)
         if not callable(hook):
             raise HookError(f"{cls}.{name} is not callable")
-        try:
-            sig = inspect.signature(hook)
-        except (TypeError, ValueError) as exc:
-            raise HookError(f"cannot read the signature of {cls}.{name}: {exc}") from None
-        try:
-            sig.bind(*args)
-        except TypeError as exc:
+        problem, shape = _plain_method_shape(hook, len(args))
+        if problem is None and shape is None:
+            problem, shape = _signature_shape(hook, args)
+        keywords = shape or frozenset()
+        if problem is not None:
             shown = ", ".join(args)
-            raise HookError(f"{cls}.{name} cannot be called as {name}({shown}): {exc}") from None
-        params = sig.parameters
-        var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
-        accepted[name] = frozenset(
-            kw
-            for kw in HOOK_OPTIONAL_KWARGS.get(name, ())
-            if var_kw or (kw in params and params[kw].kind is not params[kw].POSITIONAL_ONLY)
-        )
+            raise HookError(f"{cls}.{name} cannot be called as {name}({shown}): {problem}")
+        optional = HOOK_OPTIONAL_KWARGS.get(name, ())
+        accepted[name] = frozenset(kw for kw in optional if keywords is ALL or kw in keywords)
     return accepted
+
+
+ALL: frozenset[str] = frozenset({"*"})  # a hook with **kwargs takes any keyword
+
+
+def _plain_method_shape(hook: Any, n: int) -> tuple[str | None, frozenset[str] | None]:
+    """(problem, keyword names) read off a plain Python method's code object.
+
+    Reading ``__code__`` is what makes start-up skip importing ``inspect``; any other
+    kind of callable answers (None, None) and goes to ``_signature_shape``.
+    """
+    func: Any = getattr(hook, "__func__", None)
+    code = getattr(func, "__code__", None)
+    if func is None or code is None or getattr(hook, "__self__", None) is None:
+        return None, None
+    positional = code.co_argcount - 1  # without self
+    defaults = len(func.__defaults__ or ())
+    names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+    kwonly = names[code.co_argcount :]
+    varargs, varkw = bool(code.co_flags & 0x04), bool(code.co_flags & 0x08)
+    required_kwonly = [k for k in kwonly if k not in (func.__kwdefaults__ or {})]
+    if positional - defaults > n:
+        missing = names[1 + n : 1 + positional - defaults]
+        return f"missing required argument(s) {', '.join(missing)}", None
+    if positional < n and not varargs:
+        return f"it takes {positional} argument(s) but {n} are passed", None
+    if required_kwonly:
+        return f"missing required keyword-only argument(s) {', '.join(required_kwonly)}", None
+    if varkw:
+        return None, ALL
+    # What a keyword can still fill: past the n positional ones, not positional-only.
+    keywords = names[1 + max(n, code.co_posonlyargcount - 1) :]
+    return None, frozenset(keywords)
+
+
+def _signature_shape(hook: Any, args: tuple[str, ...]) -> tuple[str | None, frozenset[str]]:
+    import inspect
+
+    try:
+        sig = inspect.signature(hook)
+    except (TypeError, ValueError) as exc:
+        return f"its signature cannot be read: {exc}", frozenset()
+    try:
+        sig.bind(*args)
+    except TypeError as exc:
+        return str(exc), frozenset()
+    params = sig.parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None, ALL
+    return None, frozenset(k for k, p in params.items() if p.kind is not p.POSITIONAL_ONLY)
 
 
 def error_content(exc: BaseException, skip_frames: int = 1) -> JSONDict:
@@ -152,6 +198,7 @@ class Dispatcher:
         self._local = threading.local()
         self._loop: Any = None
         self._iopub_checked = False
+        self._error_at: tuple[float, float] | None = None
         self._handlers: dict[str, Callable[[str, Message], JSONDict | None]] = {
             "execute_request": self._execute,
             "kernel_info_request": self._kernel_info,
@@ -216,7 +263,8 @@ class Dispatcher:
     # -- the transport-facing side ----------------------------------------------
 
     def handle(self, channel: str, msg: Message) -> None:
-        self._handle_one(channel, msg)
+        abort = channel == "shell" and self._sent_before_error(msg)
+        self._handle_one(channel, msg, abort_executes=abort)
         queued = getattr(self._local, "queued_behind_error", ())
         self._local.queued_behind_error = ()
         for behind in queued:
@@ -250,11 +298,30 @@ class Dispatcher:
                     _log_unknown(msg_type, channel)
                     reply = None
             if reply is not None:
-                self.transport.send(channel, _reply_type(msg_type), reply, msg)
+                self._send_reply(channel, msg, reply)
         finally:
             self.flush_streams()
             self.transport.send("iopub", "status", {"execution_state": "idle"}, msg)
             self._local.parent = None
+
+    def _send_reply(self, channel: str, msg: Message, reply: JSONDict) -> None:
+        """Send the reply; one that cannot be encoded as JSON becomes an error reply."""
+        reply_type = _reply_type(msg.msg_type)
+        try:
+            self.transport.send(channel, reply_type, reply, msg)
+        except (TypeError, ValueError, RecursionError) as exc:
+            # Nothing was sent (encoding comes first): the client still gets its one reply.
+            evalue = f"the {reply_type} content could not be encoded as JSON: {exc}"
+            content: JSONDict = {
+                "status": "error",
+                "ename": type(exc).__name__,
+                "evalue": evalue,
+                "traceback": [evalue],
+            }
+            count = reply.get("execution_count")
+            if isinstance(count, int) and not isinstance(count, bool):
+                content["execution_count"] = count
+            self.transport.send(channel, reply_type, content, msg)
 
     # -- calling hooks ------------------------------------------------------------
 
@@ -369,7 +436,28 @@ class Dispatcher:
             # Taken before the error reply goes out, so that nothing a client sends
             # after seeing the error can be mistaken for a request queued behind it.
             self._local.queued_behind_error = self.transport.queued(channel)
+            # Executes still in flight then were sent before the error too: their
+            # header date says so (see _sent_before_error).
+            self._error_at = (time.time(), time.monotonic() + IN_FLIGHT_WINDOW_S)
         return reply
+
+    def _sent_before_error(self, msg: Message) -> bool:
+        """Whether an execute arriving just after a failed one was sent before that failure."""
+        if self._error_at is None or msg.msg_type != "execute_request":
+            return False
+        wall, until = self._error_at
+        if time.monotonic() > until:
+            self._error_at = None
+            return False
+        date = msg.header.get("date")
+        try:
+            sent = datetime.fromisoformat(str(date).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return False
+        if sent < wall:
+            return True
+        self._error_at = None  # the first request sent after the error ends the window
+        return False
 
     def _kernel_info(self, channel: str, msg: Message) -> JSONDict:
         return {"status": "ok", **self.kernel.kernel_info}

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from .connection import jupyter_data_dir
+from .errors import UsageError
 
 NAME_RE = re.compile(r"^[a-z0-9._-]+$", re.IGNORECASE)
 
 
-class KernelspecError(Exception):
+class KernelspecError(UsageError):
     """A kernelspec that cannot be written, found or removed (exit code 2)."""
 
 
@@ -86,6 +87,20 @@ def target_dir(user: bool = False, sys_prefix: bool = False, prefix: str | None 
     return jupyter_data_dir() / "kernels"
 
 
+def spec_metadata(kernelkit: dict[str, Any]) -> dict[str, Any]:
+    """A kernelspec's ``metadata``: kernelkit's own entry, and CurveZMQ support if libzmq has it.
+
+    ``supported_encryption: ["curve"]`` lets jupyter_client (>= 8.9) provision Curve keys
+    in the connection file (``transport_encryption`` "auto" or "required").
+    """
+    import zmq
+
+    metadata: dict[str, Any] = {"kernelkit": kernelkit}
+    if zmq.has("curve"):
+        metadata["supported_encryption"] = ["curve"]
+    return metadata
+
+
 def make_spec(
     kernel: str,
     display_name: str,
@@ -103,7 +118,7 @@ def make_spec(
         "language": language,
         "interrupt_mode": interrupt_mode,
         "kernel_protocol_version": "5.5",
-        "metadata": {"kernelkit": {"kernel": kernel}},
+        "metadata": spec_metadata({"kernel": kernel}),
     }
 
 

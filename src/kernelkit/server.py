@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
@@ -37,6 +38,11 @@ LINGER_MS = 1000
 SHUTDOWN_GRACE_S = 2.0
 # How often the control thread looks at the parent process (s).
 PARENT_POLL_S = 1.0
+# A SIGINT the main thread has not acted on is sent again this often, this many times.
+CHASE_INTERVAL_S = 0.05
+CHASE_TRIES = 60
+# A handler run this close before the control thread reads the signal was for that signal.
+HANDLED_JUST_NOW_S = 0.005
 
 
 class Handler(Protocol):
@@ -56,6 +62,19 @@ class _Terminate(BaseException):
     """Raised by the SIGTERM handler to unwind the main thread to a clean exit."""
 
 
+# pyzmq's Socket.send_multipart costs several times what libzmq does per frame (flag
+# enums, argument handling); the backend's send is the same call without the wrapper.
+_raw_send = zmq.backend.Socket.send
+_SNDMORE = int(zmq.SNDMORE)
+
+
+def send_frames(sock: zmq.Socket[bytes], frames: list[bytes]) -> None:
+    """Send one multipart message (copying small frames, as send_multipart does)."""
+    last = len(frames) - 1
+    for i, frame in enumerate(frames):
+        _raw_send(sock, frame, _SNDMORE if i < last else 0)
+
+
 class IOPub:
     """The IOPub XPUB socket, safe to use from several threads."""
 
@@ -67,10 +86,12 @@ class IOPub:
 
     def send(self, frames: list[bytes]) -> None:
         with self.lock:
-            self.socket.send_multipart(frames)
-            # Another thread's send may have consumed the wake-up of a pending
-            # subscription; checking here means no new subscriber goes unwelcomed.
-            if self._readable():
+            send_frames(self.socket, frames)
+            # A send may consume the wake-up of a pending subscription that the control
+            # thread polls for. Until the first client has subscribed, look right away
+            # (the first execute waits for it); later ones the control thread's
+            # periodic look catches.
+            if not self.subscribed.is_set() and self._readable():
                 self._welcome_locked()
 
     def welcome(self) -> None:
@@ -99,7 +120,7 @@ class IOPub:
             frames = self.session.serialize(
                 "iopub_welcome", {"subscription": subscription}, identities=ids
             )
-            self.socket.send_multipart(frames)
+            send_frames(self.socket, frames)
 
 
 class Server:
@@ -121,6 +142,12 @@ class Server:
         self._on_interrupt: Callable[[FrameType | None], bool] | None = None
         self._sending = False
         self._pending_interrupt = False
+        self._sigint_runs = 0  # how often the Python-level SIGINT handler has run
+        self._chase = 0  # re-sends left for a SIGINT not yet acted on (see _chase_interrupt)
+        self._chase_seen = 0
+        self._chase_next = 0.0
+        self._sigint_last_run = 0.0
+        self._signal_rx = self._signal_tx = -1
         self._bind()
 
     # -- setup ---------------------------------------------------------------
@@ -158,6 +185,8 @@ class Server:
 
     def _bind_one(self, channel: str, sock: zmq.Socket[bytes]) -> None:
         info = self.info
+        if info.curve_secretkey is not None:
+            self._curve_server(sock)
         if info.transport == "tcp":
             host = f"tcp://[{info.ip}]" if ":" in info.ip else f"tcp://{info.ip}"
             if ":" in info.ip:
@@ -175,6 +204,23 @@ class Server:
             info.set_port(channel, port)
         sock.bind(info.url(channel))
 
+    def _curve_server(self, sock: zmq.Socket[bytes]) -> None:
+        """Make a socket a CurveZMQ server with the connection file's keypair (before bind).
+
+        jupyter_client (>= 8.9) connects every channel, heartbeat included, as a Curve
+        client with ``curve_publickey`` as the server key.
+        """
+        assert self.info.curve_secretkey is not None and self.info.curve_publickey is not None
+        secret = self.info.curve_secretkey.encode("ascii")
+        public = self.info.curve_publickey.encode("ascii")
+        if not zmq.has("curve"):
+            raise RuntimeError("the connection file asks for CurveZMQ, which this libzmq lacks")
+        if zmq.curve_public(secret) != public:
+            raise ValueError("curve_publickey is not the public key of curve_secretkey")
+        sock.curve_secretkey = secret
+        sock.curve_publickey = public
+        sock.curve_server = True
+
     # -- running -------------------------------------------------------------
 
     def run(self, handler: Handler) -> int:
@@ -191,7 +237,10 @@ class Server:
             _logger().info("SIGTERM: exiting")
         finally:
             self._running = False
-            self._wake_control_tx.send(b"")
+            # Never block here: the control thread may have seen _running go false (a
+            # signal wakes it) and left already, and a PAIR send to no peer waits forever.
+            with contextlib.suppress(zmq.Again):
+                self._wake_control_tx.send(b"", zmq.NOBLOCK)
             control.join(SHUTDOWN_GRACE_S)
             # A control thread stuck in a hook still holds its socket: then term() would hang.
             self._close(term=not control.is_alive())
@@ -226,6 +275,9 @@ class Server:
         except ProtocolError as exc:
             _logger().warning("dropped a malformed message on %s: %s", channel, exc)
             return
+        except Exception:  # no message, however odd, may end the loop that serves a channel
+            _logger().exception("dropped a message on %s that could not be parsed", channel)
+            return
         assert self.handler is not None
         try:
             self.handler.handle(channel, msg)
@@ -243,13 +295,17 @@ class Server:
         poller.register(iopub_fd, zmq.POLLIN)
         wake_rx = self._wake_control_rx
         poller.register(wake_rx, zmq.POLLIN)
+        if self._signal_rx >= 0:
+            poller.register(self._signal_rx, zmq.POLLIN)
         parent = _ParentWatch()
         self.iopub.welcome()
         try:
             while self._running:
-                events = dict(poller.poll(int(PARENT_POLL_S * 1000)))
-                if iopub_fd in events:
-                    self.iopub.welcome()
+                timeout = CHASE_INTERVAL_S if self._chase else PARENT_POLL_S
+                events = dict(poller.poll(int(timeout * 1000)))
+                if self._chase:
+                    self._chase_interrupt()
+                self.iopub.welcome()  # on its wake-up, and periodically for one another send ate
                 if self.control in events:
                     while self._running:
                         try:
@@ -259,6 +315,8 @@ class Server:
                         self._deliver("control", frames)
                 if wake_rx in events:
                     wake_rx.recv()
+                if self._signal_rx in events:
+                    self._signals_arrived()
                 if parent.gone():
                     _logger().warning("parent process is gone; exiting")
                     self.stop(0)
@@ -282,13 +340,22 @@ class Server:
         threading.Thread(target=self._force_exit, name="kernelkit-exit", daemon=True).start()
 
     def _force_exit(self) -> None:
-        if not self._done.wait(SHUTDOWN_GRACE_S):
-            _logger().warning(
-                "main thread still busy %.0fs after shutdown; exiting", SHUTDOWN_GRACE_S
-            )
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(self.exit_code)
+        if self._done.wait(SHUTDOWN_GRACE_S):
+            return
+        _logger().warning(
+            "main thread still busy %.0fs after shutdown; exiting", SHUTDOWN_GRACE_S
+        )
+        # First unwind it as SIGTERM does, so that clean-up on its way out runs (a bridge
+        # kernel ends its backend, which lives in its own session); then exit regardless.
+        exit_code = self.exit_code
+        if self._main_ident is not None:
+            with contextlib.suppress(OSError):
+                signal.pthread_kill(self._main_ident, signal.SIGTERM)
+            if self._done.wait(SHUTDOWN_GRACE_S):
+                return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exit_code)
 
     def _close(self, term: bool) -> None:
         for sock in (self.shell, self.stdin, self._wake_main_rx, self._wake_control_tx):
@@ -321,7 +388,7 @@ class Server:
         SIGINT that arrives meanwhile is raised once the frames are out.
         """
         header = self.session.header(msg_type)
-        parent_header = parent.header if parent is not None else {}
+        parent_header = (parent.raw_header or parent.header) if parent is not None else None
         if channel == "iopub":
             ids: list[bytes] = [msg_type.encode()]
         else:
@@ -340,11 +407,11 @@ class Server:
             if channel == "iopub":
                 self.iopub.send(frames)
             elif channel == "shell":
-                self.shell.send_multipart(frames)
+                send_frames(self.shell, frames)
             elif channel == "control":
-                self.control.send_multipart(frames)
+                send_frames(self.control, frames)
             elif channel == "stdin":
-                self.stdin.send_multipart(frames)
+                send_frames(self.stdin, frames)
             else:
                 raise ValueError(f"unknown channel {channel!r}")
         finally:
@@ -413,8 +480,50 @@ class Server:
             return
         signal.signal(signal.SIGINT, self._on_sigint)
         signal.signal(signal.SIGTERM, self._on_sigterm)
+        # Every signal also writes a byte here, which the control thread watches:
+        # see _chase_interrupt for why.
+        self._signal_rx, self._signal_tx = os.pipe()
+        os.set_blocking(self._signal_tx, False)
+        signal.set_wakeup_fd(self._signal_tx, warn_on_full_buffer=False)
+
+    def _signals_arrived(self) -> None:
+        """Control thread: bytes on the wake-up pipe, one per signal received."""
+        try:
+            data = os.read(self._signal_rx, 512)
+        except OSError:
+            return
+        # The handler runs on the main thread, usually just before or just after this
+        # read; if it has not run lately, this SIGINT may be waiting on a blocked thread.
+        recently = time.monotonic() - self._sigint_last_run < HANDLED_JUST_NOW_S
+        if signal.SIGINT in data and not recently:
+            self._chase, self._chase_seen = CHASE_TRIES, self._sigint_runs
+            self._chase_next = time.monotonic() + CHASE_INTERVAL_S
+        if signal.SIGTERM in data:
+            # The main thread's handler may not run soon (the same race as SIGINT's,
+            # with the thread about to block in poll): stop from here as well.
+            self.stop(0)
+
+    def _chase_interrupt(self) -> None:
+        """Control thread: re-send a SIGINT that arrived but did not interrupt the main thread.
+
+        A signal that lands just before the main thread enters a blocking call
+        (``time.sleep`` right after printing, say) is noted by Python but only
+        acted on when that call returns, which may be never. While the hook is
+        still running and the handler has not run, send it again: this time it
+        finds the thread inside the call and wakes it.
+        """
+        if self._sigint_runs != self._chase_seen or not self._interruptible:
+            self._chase = 0
+            return
+        if time.monotonic() < self._chase_next:
+            return
+        self._chase -= 1
+        self._chase_next = time.monotonic() + CHASE_INTERVAL_S
+        signal.pthread_kill(self._main_ident, signal.SIGINT)  # type: ignore[arg-type]
 
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        self._sigint_runs += 1
+        self._sigint_last_run = time.monotonic()
         if not self._interruptible:
             return  # SIGINT while idle (or between requests) is harmless
         if self._on_interrupt is not None and self._on_interrupt(frame):

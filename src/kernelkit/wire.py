@@ -15,9 +15,9 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import os
 import threading
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -27,6 +27,10 @@ PROTOCOL_VERSION = "5.5"
 # How many recent signatures the replay guard remembers; jupyter_client's Session
 # keeps the same order of magnitude (2**16) before culling.
 REPLAY_MEMORY = 1 << 16
+# How deeply a header may nest. Headers are flat objects of strings; every reply and
+# IOPub message echoes the request's header as its parent_header, so a header must
+# be one that can always be encoded again.
+HEADER_MAX_DEPTH = 32
 
 JSONDict = dict[str, Any]
 
@@ -35,16 +39,38 @@ class ProtocolError(ValueError):
     """A frame list that is not a valid, authentic Jupyter message."""
 
 
-@dataclass(slots=True)
 class Message:
-    """One Jupyter message, as its four dicts plus routing and binary buffers."""
+    """One Jupyter message, as its four dicts plus routing and binary buffers.
 
-    header: JSONDict
-    parent_header: JSONDict
-    metadata: JSONDict
-    content: JSONDict
-    buffers: list[bytes] = field(default_factory=list)
-    identities: list[bytes] = field(default_factory=list)
+    A plain slotted class rather than a dataclass: importing dataclasses (which
+    imports inspect) would cost every kernel several milliseconds of start-up.
+    """
+
+    __slots__ = ("buffers", "content", "header", "identities", "metadata", "parent_header",
+                 "raw_header")
+
+    def __init__(
+        self,
+        header: JSONDict,
+        parent_header: JSONDict,
+        metadata: JSONDict,
+        content: JSONDict,
+        buffers: list[bytes] | None = None,
+        identities: list[bytes] | None = None,
+        raw_header: bytes = b"",
+    ) -> None:
+        self.header = header
+        self.parent_header = parent_header
+        self.metadata = metadata
+        self.content = content
+        self.buffers = buffers if buffers is not None else []
+        self.identities = identities if identities is not None else []
+        # The header frame as received: sent back verbatim as the parent_header of every
+        # reply and output, which saves encoding it again for each of them.
+        self.raw_header = raw_header
+
+    def __repr__(self) -> str:
+        return f"<Message {self.header.get('msg_type')} {self.header.get('msg_id')}>"
 
     @property
     def msg_type(self) -> str:
@@ -88,9 +114,29 @@ def _loads_dict(frame: bytes, what: str) -> JSONDict:
         raise ProtocolError(f"{what} is not valid UTF-8: {exc}") from None
     except ValueError as exc:
         raise ProtocolError(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError(f"{what} is nested too deeply to parse") from None
     if not isinstance(value, dict):
         raise ProtocolError(f"{what} is a JSON {type(value).__name__}, not an object")
     return value
+
+
+def _check_header(header: JSONDict) -> None:
+    """Refuse a header that could not be sent back as a parent_header (ProtocolError)."""
+    stack: list[tuple[object, int]] = [(header, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: list[object] = list(value.values())
+        elif isinstance(value, list):
+            children = value
+        else:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ProtocolError("header holds a number JSON cannot express (NaN or infinity)")
+            continue
+        if depth >= HEADER_MAX_DEPTH:
+            raise ProtocolError(f"header is nested more than {HEADER_MAX_DEPTH} levels deep")
+        stack.extend((child, depth + 1) for child in children)
 
 
 class Signer:
@@ -118,8 +164,7 @@ class Signer:
         if self._hmac is None:
             return b""
         h = self._hmac.copy()
-        for part in parts:
-            h.update(part)
+        h.update(b"".join(parts))
         return h.hexdigest().encode("ascii")
 
 
@@ -175,17 +220,20 @@ class Session:
         self,
         msg_type: str,
         content: JSONDict,
-        parent: JSONDict | None = None,
+        parent: JSONDict | bytes | None = None,
         metadata: JSONDict | None = None,
         identities: list[bytes] | tuple[bytes, ...] = (),
         buffers: list[bytes] | tuple[bytes, ...] = (),
         header: JSONDict | None = None,
     ) -> list[bytes]:
-        """Frames for a new message; raises TypeError/ValueError if content is not JSON."""
+        """Frames for a new message; raises TypeError/ValueError if content is not JSON.
+
+        ``parent`` may be the parent's header frame as received (bytes), sent as it is.
+        """
         parts = [
             dumps(header if header is not None else self.header(msg_type)),
-            dumps(parent or {}),
-            dumps(metadata or {}),
+            parent if isinstance(parent, bytes) else dumps(parent) if parent else b"{}",
+            dumps(metadata) if metadata else b"{}",
             dumps(content),
         ]
         return [*identities, DELIMITER, self.signer.sign(parts), *parts, *buffers]
@@ -214,6 +262,7 @@ class Session:
             raise ProtocolError("header has no msg_type string")
         if not isinstance(header.get("msg_id"), str):
             raise ProtocolError("header has no msg_id string")
+        _check_header(header)
         return Message(
             header=header,
             parent_header=_loads_dict(parts[1], "parent_header"),
@@ -221,6 +270,7 @@ class Session:
             content=_loads_dict(parts[3], "content"),
             buffers=[bytes(f) for f in frames[split + 6 :]],
             identities=[bytes(f) for f in frames[:split]],
+            raw_header=parts[0],
         )
 
 

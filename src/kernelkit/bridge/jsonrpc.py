@@ -102,7 +102,7 @@ class Codec:
             return Text(text)
         try:
             obj = json.loads(stripped)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # too deep a nesting is broken JSON too
             if '"jsonrpc"' in stripped:
                 return Malformed(f"broken JSON: {exc}", text)
             return Text(text)

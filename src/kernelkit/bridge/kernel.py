@@ -140,11 +140,12 @@ class BridgeKernel(Kernel):
         except BackendStartError as exc:
             return _error("BackendStartError", str(exc))
         rid, line = self.codec.request(method, params)
-        if not backend.send(line):
-            return self._died(backend)
+        # Before the request leaves: the backend may write to stderr as soon as it reads it.
         backend.forward_stderr = True
         deadline: float | None = None
         try:
+            if not backend.send(line):
+                return self._died(backend)
             while True:
                 try:
                     if deadline is None:
@@ -168,6 +169,14 @@ class BridgeKernel(Kernel):
                     if deadline is None:
                         deadline = time.monotonic() + INTERRUPT_GRACE
                         self._forward_interrupt(backend)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                # The kernel is exiting (SIGTERM) in the middle of a request, or an interrupt
+                # cut the request line short. The backend runs in its own session and may be
+                # stuck where it never sees its stdin close: it must not outlive the kernel.
+                backend.stop(0.5)
+                self.backend = None
+            raise
         finally:
             backend.forward_stderr = False
 

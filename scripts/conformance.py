@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Run ``kernelkit check`` against peer kernels and write the results into docs/conformance.md.
+
+    python3 scripts/conformance.py [--venv DIR] [--kernels K1,K2] [--timeout S] [--no-write]
+
+It makes (or reuses) a virtual environment with kernelkit (editable, from this
+checkout), rich, jupyter_client and the peers from PyPI, in isolated Jupyter
+directories so that no kernelspec of the machine's own is picked up:
+
+* ``kernelkit-echo`` — this project's Echo kernel (the reference);
+* ``echo``    — ipykernel's example Echo kernel (PyPI ``echo_kernel``,
+  installed with ``python -m echo_kernel.install --sys-prefix``);
+* ``python3`` — ipykernel's Python kernel (PyPI ``ipykernel``);
+* ``xpython`` — xeus-python (PyPI ``xeus-python``);
+* ``deno``    — Deno's kernel (PyPI ``deno``, installed with ``deno jupyter --install``).
+
+Each kernel is checked with its built-in samples (see ``kernelkit/check/samples.py``).
+The results replace what is between the ``results`` markers of docs/conformance.md;
+the rest of the file (the findings, written by hand) is left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "conformance.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+KERNELS = ["kernelkit-echo", "echo", "python3", "xpython", "deno"]
+PACKAGES = ["rich", "jupyter_client", "ipykernel", "echo_kernel", "xeus-python", "deno"]
+VERSIONS_OF = ["jupyter_client", "ipykernel", "echo-kernel", "xeus-python", "deno", "pyzmq"]
+
+
+def sh(cmd: list[str], env: dict[str, str] | None = None, **kw: Any) -> str:
+    print("+", " ".join(cmd), file=sys.stderr, flush=True)
+    done = subprocess.run(cmd, env=env, check=True, text=True, stdout=subprocess.PIPE, **kw)
+    out: str = done.stdout
+    return out
+
+
+def setup(venv: Path) -> dict[str, str]:
+    """The venv with everything installed, and the environment to run the kernels in."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        sh([sys.executable, "-m", "venv", str(venv)])
+    sh([str(python), "-m", "pip", "install", "-q", "-e", str(ROOT), *PACKAGES])
+    env = dict(os.environ)
+    jupyter = venv / "jupyter"
+    env.update({
+        "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        "VIRTUAL_ENV": str(venv),
+        # Only this venv's kernelspecs (sys.prefix) and the ones installed below.
+        "JUPYTER_DATA_DIR": str(jupyter / "data"),
+        "JUPYTER_CONFIG_DIR": str(jupyter / "config"),
+        "JUPYTER_RUNTIME_DIR": str(jupyter / "runtime"),
+        "JUPYTER_PATH": str(jupyter / "xdg" / "jupyter"),
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "DENO_NO_UPDATE_CHECK": "1",
+        "COLUMNS": "200",
+    })
+    env.pop("PYTHONPATH", None)
+    sh([str(python), "-m", "echo_kernel.install", "--sys-prefix"], env=env)
+    # deno writes its kernelspec under $XDG_DATA_HOME/jupyter/kernels.
+    sh([str(venv / "bin" / "deno"), "jupyter", "--install", "--force"],
+       env={**env, "XDG_DATA_HOME": str(jupyter / "xdg")})
+    return env
+
+
+def versions(venv: Path, env: dict[str, str]) -> dict[str, str]:
+    out = sh([str(venv / "bin" / "python"), "-m", "pip", "list", "--format", "json"], env=env)
+    have = {p["name"].lower(): p["version"] for p in json.loads(out)}
+    return {name: have.get(name.lower(), "?") for name in VERSIONS_OF}
+
+
+def check(venv: Path, env: dict[str, str], kernel: str, timeout: float) -> dict[str, Any]:
+    cmd = [str(venv / "bin" / "python"), "-m", "kernelkit.check", kernel, "--json",
+           "--timeout", str(timeout)]
+    print("+", " ".join(cmd[2:]), file=sys.stderr, flush=True)
+    done = subprocess.run(cmd, env=env, text=True, stdout=subprocess.PIPE,
+                          cwd=tempfile.gettempdir())
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"kernelkit check {kernel} exited {done.returncode}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    lines = [
+        f"Generated {meta['date']} on {meta['machine']} by",
+        "",
+        f"```bash\n{meta['command']}\n```",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+        + f", Python {meta['python']}.",
+        "",
+        "| kernel | implementation | protocol | interrupt | pass | fail | skip |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        s = r["summary"]
+        lines.append(f"| `{r['kernel']}` | {r['implementation']} {r['implementation_version']} "
+                     f"| {r['protocol_version']} | {r['interrupt_mode']} "
+                     f"| {s['pass']} | {s['fail']} | {s['skip']} |")
+    for r in results:
+        s = r["summary"]
+        lines += [
+            "",
+            f"### `{r['kernel']}` — {r['display_name']}",
+            "",
+            f"{r['implementation']} {r['implementation_version']}, protocol "
+            f"{r['protocol_version']}, interrupt mode {r['interrupt_mode']}, samples: "
+            f"{r['samples']}. {s['pass']} passed, {s['fail']} failed, {s['skip']} skipped "
+            f"in {s['seconds']:.1f}s; {s['messages']} messages validated.",
+            "",
+            "| check | result | reason | time |",
+            "|---|---|---|---|",
+        ]
+        for c in r["results"]:
+            reason = c["reason"].replace("|", "\\|").replace("\n", " ")
+            reason = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in reason)
+            mark = {"pass": "pass", "fail": "**fail**", "skip": "skip"}[c["result"]]
+            lines.append(f"| `{c['check']}` | {mark} | {reason} | {c['time']:.2f}s |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--venv", default=str(Path(tempfile.gettempdir())
+                                              / "kernelkit-conformance"),
+                        help="virtual environment to make or reuse")
+    parser.add_argument("--kernels", default=",".join(KERNELS))
+    parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--no-write", action="store_true", help="print, do not edit the doc")
+    args = parser.parse_args()
+    venv = Path(args.venv).resolve()
+    env = setup(venv)
+    t0 = time.time()
+    results = [check(venv, env, k, args.timeout) for k in args.kernels.split(",") if k]
+    uname = platform.uname()
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{uname.system} {uname.release} {uname.machine}, {os.cpu_count()} cores",
+        "command": " ".join(["python3", "scripts/conformance.py", *sys.argv[1:]]),
+        "versions": versions(venv, env),
+        "python": platform.python_version(),
+    }
+    text = markdown(results, meta)
+    print(f"checked {len(results)} kernels in {time.time() - t0:.0f}s", file=sys.stderr)
+    if args.no_write:
+        print(text)
+        return 0
+    doc = DOC.read_text(encoding="utf-8") if DOC.exists() else f"{START}\n{END}\n"
+    if START not in doc or END not in doc:
+        raise SystemExit(f"{DOC} has no {START} ... {END} markers")
+    head, rest = doc.split(START, 1)
+    _, tail = rest.split(END, 1)
+    DOC.write_text(f"{head}{START}\n{text}\n{END}{tail}", encoding="utf-8")
+    print(f"wrote {DOC}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
