@@ -3,7 +3,9 @@
     python -m tests.reliability                  # full sizes (100,000-execute soak, ...)
     python -m tests.reliability --quick          # the sizes tests/test_reliability.py runs
     python -m tests.reliability --write-docs     # also put the figures into docs/reliability.md
-    python -m tests.reliability fuzz soak        # only some scenarios (names: see --help)
+    python -m tests.reliability fuzz soak        # only some scenarios (names below)
+
+(``python tests/reliability.py …`` is the same.)
 
 Every scenario starts its own kernel processes (``python -m kernelkit run …`` with a fresh
 connection file), talks to them with raw pyzmq sockets and kernelkit's wire layer, and
@@ -39,6 +41,7 @@ from typing import Any
 
 import psutil
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from kernelkit.wire import DELIMITER, Message, ProtocolError, Session
 
@@ -238,6 +241,25 @@ def curve_client(sock: zmq.Socket[bytes], server_public: bytes | None) -> None:
         sock.curve_serverkey = server_public
 
 
+@contextlib.contextmanager
+def handshake(sock: zmq.Socket[bytes], timeout: float = 30) -> Iterator[None]:
+    """Wait, after the block connects ``sock``, until its ZMTP handshake is done.
+
+    The kernel sends input_request to the stdin peer with the shell peer's identity; a
+    peer it does not know yet gets nothing (ROUTER drops), so a client must be connected
+    on stdin before it asks for input.
+    """
+    monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+    try:
+        yield
+        if not monitor.poll(int(timeout * 1000)):
+            raise TimeoutError(f"no ZMTP handshake within {timeout} s")
+        recv_monitor_message(monitor)
+    finally:
+        sock.disable_monitor()
+        monitor.close(linger=0)
+
+
 class IOPub:
     """A SUB socket drained on its own thread; messages are kept by parent msg_id."""
 
@@ -341,7 +363,8 @@ class Client:
             sock.linger = 0
             sock.identity = identity
             curve_client(sock, kernel.curve_public)
-            sock.connect(kernel.url(channel))
+            with handshake(sock):
+                sock.connect(kernel.url(channel))
             self.sockets[channel] = sock
         self.iopub = IOPub(ctx, kernel) if iopub else None
         # Replies that arrived while waiting for another one, by parent msg_id.
