@@ -92,12 +92,27 @@ def setup(prefix: Path) -> dict[str, list[str]]:
             check=False,
             **quiet,
         )
+    # Start every Python kernel from cached bytecode, as a wheel install leaves it: an
+    # editable install (or PYTHONDONTWRITEBYTECODE) would otherwise recompile kernelkit's
+    # sources, and the floor script, at every launch. Peers from wheels are compiled already.
+    import compileall
+
+    import kernelkit
+
+    for folder in (Path(kernelkit.__file__).parent, ROOT / "bench"):
+        compileall.compile_dir(str(folder), quiet=1)
     floor = kernels / "kernelkit-bench-floor"
     floor.mkdir(exist_ok=True)
     (floor / "kernel.json").write_text(
         json.dumps(
             {
-                "argv": [sys.executable, str(ROOT / "bench" / "floor.py"), "{connection_file}"],
+                # Imported, not run as a script, so that its bytecode cache is used.
+                "argv": [
+                    sys.executable,
+                    "-c",
+                    f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import floor",
+                    "{connection_file}",
+                ],
                 "display_name": "floor",
                 "language": "no-op",
             }

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -10,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DENO, ROOT, SUPPORT, kernelkit
 from jupyter_client.connect import write_connection_file
 
+from conftest import DENO, ROOT, SUPPORT, kernelkit
 from kernelkit.bridge.jsonrpc import Codec, Malformed, Notification, Request, Response, Text
+from kernelkit.bridge.kernel import BridgeKernel
+from kernelkit.bridge.process import BackendProcess, Exited, Line, Stderr
 
 ECHO_INFO = {
     "implementation": "Echo",
@@ -155,14 +160,16 @@ def test_javascript_async_work_is_interrupted_by_signal(start_kernel: Any) -> No
     reply = k.reply(msg_id, timeout=20)["content"]
     assert reply["ename"] == "KeyboardInterrupt"
     assert "restarted" not in reply["evalue"]  # the backend ended the request itself
-    reply, msgs = k.execute("1 + 1")
+    reply, _msgs = k.execute("1 + 1")
     assert reply["content"]["status"] == "ok"
 
 
 # -- faults -------------------------------------------------------------------------------
 
 
-def _bridge(*command: str, timeout: float = 30, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+def _bridge(
+    *command: str, timeout: float = 30, extra: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     cf, _ = write_connection_file()
     try:
         return kernelkit("bridge", "-f", cf, *extra, "--", *command, timeout=timeout)
@@ -219,6 +226,68 @@ def test_backend_death_is_an_error_reply_and_the_next_request_restarts_it(
     assert k.stdout("hello again") == "hello again"
 
 
+# -- reading a backend's output on the request thread ------------------------------------
+
+
+def _backend(script: str) -> BackendProcess:
+    return BackendProcess([sys.executable, "-c", script])
+
+
+def test_backend_lines_split_across_reads_and_a_last_line_without_newline() -> None:
+    big = "x" * 200_000  # several reads of READ_SIZE
+    backend = _backend(
+        "import sys, time\n"
+        "w = sys.stdout.write\n"
+        "w('one\\ntw'); sys.stdout.flush(); time.sleep(0.05)\n"
+        f"w('o\\n' + 'x' * {len(big)} + '\\nlast'); sys.stdout.flush()\n"
+    )
+    try:
+        events = []
+        while not events or not isinstance(events[-1], Exited):
+            event = backend.next_event(10)
+            assert event is not None, f"no event within 10 s after {events}"
+            events.append(event)
+        assert events == [Line(b"one\n"), Line(b"two\n"), Line(f"{big}\n".encode()),
+                          Line(b"last"), Exited()]
+    finally:
+        backend.stop(1)
+
+
+def test_backend_stderr_wakes_a_waiting_reader_and_timeouts_return_none() -> None:
+    backend = _backend(
+        "import sys, time\n"
+        "sys.stdin.readline(); sys.stderr.write('warn\\n'); sys.stderr.flush()\n"
+        "time.sleep(30)\n"
+    )
+    try:
+        backend.forward_stderr = True
+        started = time.monotonic()
+        assert backend.next_event(0.2) is None
+        assert time.monotonic() - started >= 0.19
+        assert backend.send(b"go\n")
+        assert backend.next_event(10) == Stderr("warn\n")
+    finally:
+        backend.stop(1)
+
+
+def test_backend_deaths_leak_no_file_descriptors() -> None:
+    kernel = BridgeKernel([sys.executable, str(ROOT / "examples" / "python" / "echo_backend.py")])
+    params = {"code": "hi", "silent": True, "store_history": False, "user_expressions": {},
+              "allow_stdin": False}
+    assert kernel._request("execute", params)["status"] == "ok"
+    before = len(os.listdir("/proc/self/fd"))
+    try:
+        for _ in range(10):
+            assert kernel.backend is not None
+            os.kill(kernel.backend.pid, signal.SIGKILL)
+            assert kernel._request("execute", params)["ename"] == "BackendDied"
+            assert kernel._request("execute", params)["status"] == "ok"
+        gc.collect()
+        assert len(os.listdir("/proc/self/fd")) == before
+    finally:
+        kernel.do_shutdown(False)
+
+
 @pytest.mark.parametrize("spec", ["kk-faulty", "kk-faulty-message"])
 def test_hanging_backend_is_ended_by_an_interrupt(start_kernel: Any, spec: str) -> None:
     k = start_kernel(spec)
@@ -244,7 +313,7 @@ def test_malformed_backend_output_never_kills_the_kernel(start_kernel: Any) -> N
 
 def test_stray_output_and_stderr_become_streams(start_kernel: Any) -> None:
     k = start_kernel("kk-faulty")
-    reply, msgs = k.execute("stray")
+    _reply, msgs = k.execute("stray")
     streams = [(m["content"]["name"], m["content"]["text"]) for m in msgs
                if m["msg_type"] == "stream"]
     assert ("stdout", "a stray print\n") in streams
@@ -268,8 +337,8 @@ def test_backend_input_request_and_refusal(start_kernel: Any) -> None:
     k.reply(msg_id)
     texts = [m["content"]["text"] for m in k.iopub_until_idle(msg_id) if m["msg_type"] == "stream"]
     assert json.loads(texts[0]) == {"value": "an answer"}
-    reply, msgs = k.execute("echo-input", allow_stdin=False)
-    error = json.loads([m["content"]["text"] for m in msgs if m["msg_type"] == "stream"][0])
+    _reply, msgs = k.execute("echo-input", allow_stdin=False)
+    error = json.loads(next(m["content"]["text"] for m in msgs if m["msg_type"] == "stream"))
     assert "StdinNotImplementedError" in error["message"]
 
 

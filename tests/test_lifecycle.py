@@ -46,14 +46,16 @@ def _stdout(kc: BlockingKernelClient, code: str) -> str:
     out: list[str] = []
     reply = kc.execute_interactive(
         code, timeout=20,
-        output_hook=lambda m: out.append(m["content"]["text"]) if m["msg_type"] == "stream" else None,
+        output_hook=lambda m: (
+            out.append(m["content"]["text"]) if m["msg_type"] == "stream" else None
+        ),
     )
     assert reply["content"]["status"] == "ok"
     return "".join(out)
 
 
 def test_script_launched_with_ipkernelapp_shim(launched: Any) -> None:
-    proc, kc = launched(str(SUPPORT / "script_kernel.py"))
+    _proc, kc = launched(str(SUPPORT / "script_kernel.py"))
     assert _stdout(kc, "quiet") == "QUIET"
     assert kc.kernel_info(reply=True, timeout=10)["content"]["implementation"] == "shout"
 

@@ -171,7 +171,7 @@ def test_stdin_refused_when_client_does_not_allow_it(start_kernel: Any) -> None:
 
 def test_print_becomes_stream_output(start_kernel: Any) -> None:
     k = start_kernel()
-    reply, msgs = k.execute("print hi there")
+    _reply, msgs = k.execute("print hi there")
     streams = [(m["content"]["name"], m["content"]["text"]) for m in msgs
                if m["msg_type"] == "stream"]
     assert ("stdout", "hi there\n") in streams

@@ -77,7 +77,8 @@ def test_unsigned_session_sends_empty_signature_and_accepts_unsigned() -> None:
     s = Session(b"")
     frames = s.serialize("status", {})
     assert frames[frames.index(DELIMITER) + 1] == b""
-    assert s.deserialize(JCSession(key=b"").serialize(JCSession(key=b"").msg("x", {}))).msg_type == "x"
+    unsigned = JCSession(key=b"")
+    assert s.deserialize(unsigned.serialize(unsigned.msg("x", {}))).msg_type == "x"
 
 
 def _valid(session: JCSession | None = None) -> list[bytes]:

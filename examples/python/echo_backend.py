@@ -1,4 +1,6 @@
-"""The Echo kernel as a bridge backend in Python: `kernelkit bridge -- python examples/python/echo_backend.py`.
+"""The Echo kernel as a bridge backend in Python.
+
+Run it: `kernelkit bridge -- python examples/python/echo_backend.py`.
 
 The backend may run in any Python environment (it needs only the standard library and
 the one-file SDK), while the host runs where kernelkit is installed.
@@ -9,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sdk" / "python"))
 
-from kernelkit_backend import serve  # noqa: E402
+from kernelkit_backend import serve
 
 
 class Echo:

@@ -202,5 +202,5 @@ def _call(backend: Any, channel: _Channel, outputs: tuple[_Output, _Output], met
     hook = getattr(backend, method, None) or _DEFAULTS[method]
     try:
         return {"status": "ok", **hook(params)}
-    except Exception as exc:  # noqa: BLE001 - any failure is the reply
+    except Exception as exc:
         return error_content(exc)

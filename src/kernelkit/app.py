@@ -11,13 +11,15 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .connection import ConnectionFileError, ConnectionInfo, jupyter_runtime_dir
 from .errors import StartupError, UsageError
 from .kernel import Kernel
 from .kernels import BUILTIN
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def resolve(name: str) -> str:
@@ -143,7 +145,7 @@ def _announce(info: ConnectionInfo) -> Path:
         info.write(path)
     except OSError as exc:
         raise StartupError(f"cannot write connection file {path}: {exc.strerror}") from None
-    shown = path.name if Path(path).parent == runtime else str(path)
+    shown = path.name if path.parent == runtime else str(path)
     print(
         "kernelkit: kernel started; to connect a client, use:\n"
         f"    jupyter console --existing {shown}\n"

@@ -11,35 +11,69 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
+
+# Field names and defaults, in connection-file order. A plain class rather than a
+# dataclass: importing dataclasses (and, through it, inspect) costs every kernel
+# several milliseconds of start-up.
+FIELDS: dict[str, Any] = {
+    "transport": "tcp",
+    "ip": "127.0.0.1",
+    "shell_port": 0,
+    "iopub_port": 0,
+    "stdin_port": 0,
+    "control_port": 0,
+    "hb_port": 0,
+    "key": "",
+    "signature_scheme": "hmac-sha256",
+    "kernel_name": "",
+    # CurveZMQ: the kernel's sockets are Curve servers with this keypair (Z85), if set.
+    "curve_publickey": None,
+    "curve_secretkey": None,
+}
 
 
 class ConnectionFileError(ValueError):
     """A connection file that cannot be read or makes no sense."""
 
 
-@dataclass
 class ConnectionInfo:
     """Everything a client needs to reach the kernel, as in a connection file."""
 
-    transport: str = "tcp"
-    ip: str = "127.0.0.1"
-    shell_port: int = 0
-    iopub_port: int = 0
-    stdin_port: int = 0
-    control_port: int = 0
-    hb_port: int = 0
-    key: str = ""
-    signature_scheme: str = "hmac-sha256"
-    kernel_name: str = ""
-    # CurveZMQ: the kernel's sockets are Curve servers with this keypair (Z85), if set.
-    curve_publickey: str | None = None
-    curve_secretkey: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    transport: str
+    ip: str
+    shell_port: int
+    iopub_port: int
+    stdin_port: int
+    control_port: int
+    hb_port: int
+    key: str
+    signature_scheme: str
+    kernel_name: str
+    curve_publickey: str | None
+    curve_secretkey: str | None
+
+    def __init__(self, extra: dict[str, Any] | None = None, **values: Any) -> None:
+        unknown = set(values) - set(FIELDS)
+        if unknown:
+            raise TypeError(f"unknown connection fields: {', '.join(sorted(unknown))}")
+        for name, default in FIELDS.items():
+            setattr(self, name, values.get(name, default))
+        self.extra: dict[str, Any] = dict(extra or {})
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ConnectionInfo):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={getattr(self, k)!r}" for k in FIELDS if k != "curve_secretkey")
+        return f"ConnectionInfo({shown})"
 
     def ports(self) -> list[int]:
         return [self.port(channel) for channel in CHANNELS]
@@ -69,9 +103,8 @@ class ConnectionInfo:
         return self.curve_secretkey is not None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        extra = data.pop("extra")
-        data.update(extra)
+        data = {name: getattr(self, name) for name in FIELDS}
+        data.update(self.extra)
         if not self.curve:  # jupyter_client turns Curve on when the keys are present at all
             del data["curve_publickey"], data["curve_secretkey"]
         return data
@@ -80,9 +113,8 @@ class ConnectionInfo:
     def from_dict(cls, data: dict[str, Any]) -> ConnectionInfo:
         if not isinstance(data, dict):
             raise ConnectionFileError("a connection file must hold a JSON object")
-        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
-        values: dict[str, Any] = {k: v for k, v in data.items() if k in known}
-        extra = {k: v for k, v in data.items() if k not in known}
+        values: dict[str, Any] = {k: v for k, v in data.items() if k in FIELDS}
+        extra = {k: v for k, v in data.items() if k not in FIELDS}
         info = cls(**values, extra=extra)
         if info.transport not in ("tcp", "ipc"):
             raise ConnectionFileError(f"unsupported transport {info.transport!r} (tcp or ipc)")
@@ -126,8 +158,9 @@ class ConnectionInfo:
 
     def write(self, path: str | os.PathLike[str]) -> None:
         """Write the file readable by its owner only: the key lets anyone run code."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        parent = os.path.dirname(os.fspath(path))
+        if parent:
+            os.makedirs(parent, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -137,6 +170,8 @@ class ConnectionInfo:
 
 def jupyter_runtime_dir() -> Path:
     """Where Jupyter looks for connection files (jupyter_core's rule, without importing it)."""
+    from pathlib import Path
+
     env = os.environ.get("JUPYTER_RUNTIME_DIR")
     if env:
         return Path(env)
@@ -144,6 +179,8 @@ def jupyter_runtime_dir() -> Path:
 
 
 def jupyter_data_dir() -> Path:
+    from pathlib import Path
+
     env = os.environ.get("JUPYTER_DATA_DIR")
     if env:
         return Path(env)

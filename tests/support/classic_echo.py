@@ -1,5 +1,6 @@
 from kernelkit import Kernel
 
+
 class EchoKernel(Kernel):
     implementation = 'Echo'
     implementation_version = '1.0'

@@ -60,7 +60,8 @@ for line in sys.stdin.buffer:
     if code == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     if code == "hang":
-        send({"jsonrpc": "2.0", "method": "stream", "params": {"name": "stdout", "text": "started"}})
+        send({"jsonrpc": "2.0", "method": "stream",
+              "params": {"name": "stdout", "text": "started"}})
         while True:
             pass
     if code == "garbage":
@@ -73,7 +74,8 @@ for line in sys.stdin.buffer:
         send({"jsonrpc": "2.0", "id": "x1", "method": "no_such_request", "params": {}})
         raw(b'{"jsonrpc": "2.0", "id": 1.5}')
         raw(b"\xff\xfe not utf-8")
-        send({"jsonrpc": "2.0", "method": "stream", "params": {"name": "stdout", "text": "survived"}})
+        send({"jsonrpc": "2.0", "method": "stream",
+              "params": {"name": "stdout", "text": "survived"}})
         send({"jsonrpc": "2.0", "id": rid, "result": {"status": "ok"}})
         continue
     if code == "wrong-result":

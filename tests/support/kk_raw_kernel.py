@@ -164,6 +164,8 @@ def main() -> None:
     parser.add_argument("--claim", default="5.3", help="protocol_version to claim")
     kernel = RawKernel(parser.parse_args())
     kernel.serve()
+    # Flush the shutdown reply before leaving: os._exit skips libzmq's linger.
+    kernel.ctx.destroy(linger=2000)
     os._exit(0)
 
 

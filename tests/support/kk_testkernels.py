@@ -16,7 +16,7 @@ class CommandKernel(Kernel):
     implementation = "commands"
     implementation_version = "0.1"
     language = "commands"
-    language_info = {"name": "commands", "mimetype": "text/plain", "file_extension": ".txt"}  # noqa: RUF012
+    language_info = {"name": "commands", "mimetype": "text/plain", "file_extension": ".txt"}
     banner = "test kernel"
 
     def out(self, text: str) -> None:

@@ -10,7 +10,6 @@ started afresh on the next request.
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import time
 from typing import Any
@@ -85,9 +84,8 @@ class BridgeKernel(Kernel):
                     f"backend {name} did not answer 'initialize' within {self.init_timeout:g} s"
                     + _tail(backend)
                 )
-            try:
-                event = backend.events.get(timeout=remaining)
-            except queue.Empty:
+            event = backend.next_event(remaining)
+            if event is None:
                 continue
             if isinstance(event, Exited):
                 raise BackendStartError(
@@ -149,7 +147,7 @@ class BridgeKernel(Kernel):
             while True:
                 try:
                     if deadline is None:
-                        event = backend.events.get()
+                        event = backend.next_event()
                     else:
                         remaining = deadline - time.monotonic()
                         if remaining <= 0:
@@ -159,12 +157,12 @@ class BridgeKernel(Kernel):
                                 f"the backend did not stop within {INTERRUPT_GRACE:g} s of the "
                                 "interrupt; it was ended and will be restarted",
                             )
-                        event = backend.events.get(timeout=remaining)
+                        event = backend.next_event(remaining)
+                    if event is None:
+                        continue
                     reply = self._serve(backend, rid, event)
                     if reply is not None:
                         return reply
-                except queue.Empty:
-                    continue
                 except KeyboardInterrupt:
                     if deadline is None:
                         deadline = time.monotonic() + INTERRUPT_GRACE
@@ -277,6 +275,7 @@ class BridgeKernel(Kernel):
     def _died(self, backend: BackendProcess) -> dict[str, Any]:
         how = backend.describe_exit()
         tail = list(backend.stderr_tail)
+        backend.stop(0.1)
         self.backend = None
         return _error(
             "BackendDied",
