@@ -47,8 +47,12 @@ async function readLines(onLine, onEnd) {
     }
   };
   if (isDeno) {
-    for await (const chunk of globalThis.Deno.stdin.readable) {
-      feed(decoder.decode(chunk, { stream: true }));
+    // Deno.stdin.read straight into one buffer: lighter per line than the stream API.
+    const buf = new Uint8Array(1 << 16);
+    for (;;) {
+      const n = await globalThis.Deno.stdin.read(buf);
+      if (n === null) break;
+      feed(decoder.decode(buf.subarray(0, n), { stream: true }));
     }
     onEnd();
   } else {

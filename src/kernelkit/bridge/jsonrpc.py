@@ -21,34 +21,34 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
     id: int | str
     method: str
     params: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Notification:
     method: str
     params: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Response:
     id: int | str | None
     result: Any = None
     error: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Text:
     """A line that is not a protocol message: output the backend printed."""
 
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Malformed:
     """A line that looks like JSON-RPC but is not valid; ``reason`` says why."""
 
@@ -59,13 +59,12 @@ class Malformed:
 Event = Request | Notification | Response | Text | Malformed
 
 
+# One encoder for every line: json.dumps with options builds a new one per call.
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def _dumps(obj: dict[str, Any]) -> bytes:
-    return (
-        json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
-            "utf-8", "surrogatepass"
-        )
-        + b"\n"
-    )
+    return _encoder.encode(obj).encode("utf-8", "surrogatepass") + b"\n"
 
 
 class Codec:
@@ -97,13 +96,12 @@ class Codec:
     @staticmethod
     def parse(line: bytes) -> Event:
         text = line.decode("utf-8", "replace").rstrip("\r\n")
-        stripped = text.lstrip()
-        if not stripped.startswith("{"):
+        if not text.lstrip().startswith("{"):
             return Text(text)
         try:
-            obj = json.loads(stripped)
+            obj = json.loads(text)
         except (ValueError, RecursionError) as exc:  # too deep a nesting is broken JSON too
-            if '"jsonrpc"' in stripped:
+            if '"jsonrpc"' in text:
                 return Malformed(f"broken JSON: {exc}", text)
             return Text(text)
         if not isinstance(obj, dict) or obj.get("jsonrpc") != "2.0":
