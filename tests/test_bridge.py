@@ -92,6 +92,16 @@ def test_echo_backends_match_the_python_echo_kernel(start_kernel: Any, spec: str
     assert k.execute("again")[0]["content"]["execution_count"] == 2
 
 
+@pytest.mark.parametrize("spec", ["kk-deno-echo", "kk-node-echo", "kk-python-echo"])
+def test_echo_backends_take_large_code_intact(start_kernel: Any, spec: str) -> None:
+    # About 5 MB of code with newlines: the request line reaches the backend in many
+    # chunks, and the lines split across them must join up exactly.
+    k = start_kernel(spec)
+    code = "".join(f"line {i} é ✓\n" for i in range(300_000))
+    assert k.stdout(code, timeout=120) == code
+    assert k.stdout("small after big") == "small after big"
+
+
 def test_deno_echo_restart_and_shutdown(start_kernel: Any) -> None:
     k = start_kernel("kk-deno-echo")
     k.km.restart_kernel(now=False)

@@ -38,13 +38,23 @@ async function readLines(onLine, onEnd) {
   const decoder = new TextDecoder();
   let buffer = "";
   const feed = (text) => {
-    buffer += text;
-    let i;
-    while ((i = buffer.indexOf("\n")) >= 0) {
-      const line = buffer.slice(0, i);
-      buffer = buffer.slice(i + 1);
-      if (line.trim()) onLine(line);
+    // Look for newlines in the new text only: a long line arrives in many chunks.
+    let i = text.indexOf("\n");
+    if (i < 0) {
+      buffer += text;
+      return;
     }
+    let start = 0;
+    let head = buffer;
+    buffer = "";
+    while (i >= 0) {
+      const line = head + text.slice(start, i);
+      head = "";
+      if (line.trim()) onLine(line);
+      start = i + 1;
+      i = text.indexOf("\n", start);
+    }
+    buffer = text.slice(start);
   };
   if (isDeno) {
     // Deno.stdin.read straight into one buffer: lighter per line than the stream API.
