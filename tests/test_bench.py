@@ -25,3 +25,12 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
         row = results["rows"][kernel]
         assert all(value is not None and value > 0 for value in row.values()), (kernel, row)
     assert "| kernelkit Echo |" in done.stdout
+
+
+def test_micro_benchmark_smoke_run() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.micro", "--smoke"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    rows = [line for line in lines if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 9, done.stdout  # two headers, four micro rows, three import rows
