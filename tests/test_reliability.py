@@ -281,6 +281,58 @@ def test_interrupt_storm() -> None:
     run_scenario("interrupts")
 
 
+@pytest.mark.timeout(120)
+def test_signals_at_any_point_leave_the_interrupt_state_consistent() -> None:
+    """SIGINTs at random moments around a hook: outside it the kernel is always idle again.
+
+    An interrupt that lands while the block is being left must not skip the restore of
+    the state (then later SIGINTs would raise between requests and could cost a reply).
+    """
+    import random
+    import signal
+
+    from kernelkit.server import Server
+
+    server = Server(ConnectionInfo(key="k"), Session(b"k"))
+    previous = signal.signal(signal.SIGINT, server._on_sigint)
+    main = threading.get_ident()
+    stop = threading.Event()
+
+    def storm() -> None:
+        rng = random.Random(7)
+        while not stop.is_set():
+            signal.pthread_kill(main, signal.SIGINT)
+            time.sleep(rng.uniform(0, 0.0003))
+
+    sender = threading.Thread(target=storm, daemon=True)
+    interrupted = left_armed = rounds = 0
+    sender.start()
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            rounds += 1
+            try:
+                with server.interruptible():
+                    sum(range(50))
+            except KeyboardInterrupt:
+                interrupted += 1
+            if server._interruptible or server._pending_interrupt:
+                left_armed += 1
+                server._interruptible = server._pending_interrupt = False
+    finally:
+        stop.set()
+        sender.join()
+        signal.signal(signal.SIGINT, previous)
+        # Never run(): close what its threads would have closed, then the rest.
+        server.control.close()
+        server._wake_control_rx.close()
+        server._close(term=True)
+        server.hb.close()
+        server._hb_ctx.term()
+    assert interrupted > 100, (interrupted, rounds)
+    assert left_armed == 0, f"{left_armed} of {rounds} blocks left the kernel armed"
+
+
 @pytest.mark.timeout(300)
 def test_bridge_backend_killed_at_random_points() -> None:
     run_scenario("bridge_kill")

@@ -381,22 +381,32 @@ class Dispatcher:
             loop.call_soon_threadsafe(task.cancel)
             return True
 
-        with self.transport.interruptible(on_interrupt):
-            try:
-                return loop.run_until_complete(task)
-            except asyncio.CancelledError:
-                if cancelled_by_interrupt:
-                    raise KeyboardInterrupt from None
-                raise
-            except (KeyboardInterrupt, SystemExit):
-                # Raised from inside the running loop, it leaves stale callbacks behind
-                # that would stop the next run early: start a fresh loop next time.
-                self._loop = None
-                if task.done() and not task.cancelled():
-                    task.exception()  # retrieved: asyncio must not report it later as lost
-                with contextlib.suppress(Exception):
-                    loop.close()
-                raise
+        guard = self.transport.interruptible(on_interrupt)
+        try:
+            guard.__enter__()
+        except KeyboardInterrupt:
+            # Interrupted before the loop ran the hook: end the task without running it.
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                loop.run_until_complete(task)
+            raise
+        try:
+            return loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            if cancelled_by_interrupt:
+                raise KeyboardInterrupt from None
+            raise
+        except (KeyboardInterrupt, SystemExit):
+            # Raised from inside the running loop, it leaves stale callbacks behind
+            # that would stop the next run early: start a fresh loop next time.
+            self._loop = None
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: asyncio must not report it later as lost
+            with contextlib.suppress(Exception):
+                loop.close()
+            raise
+        finally:
+            guard.__exit__(None, None, None)
 
     # -- handlers -----------------------------------------------------------------
 

@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
@@ -526,6 +526,15 @@ class Server:
         self._sigint_last_run = time.monotonic()
         if not self._interruptible:
             return  # SIGINT while idle (or between requests) is harmless
+        code = frame.f_code if frame is not None else None
+        if code is _ENTER_CODE:
+            # Entering the block: it raises this itself once its state is set.
+            self._pending_interrupt = True
+            return
+        if code is _EXIT_CODE:
+            # Leaving the block: its work is done, and raising here would skip the
+            # restore of the state that tells the handler it is idle again.
+            return
         if self._on_interrupt is not None and self._on_interrupt(frame):
             return
         if self._sending:
@@ -537,29 +546,59 @@ class Server:
         self._running = False
         raise _Terminate
 
-    @contextlib.contextmanager
     def interruptible(
         self, on_interrupt: Callable[[FrameType | None], bool] | None = None
-    ) -> Iterator[None]:
+    ) -> _Interruptible:
         """Run a block (a kernel hook) that SIGINT or interrupt_request may cut short.
 
         By default an interrupt raises KeyboardInterrupt wherever the main thread
         is. ``on_interrupt(frame)`` may handle it instead (returning True), for code
         such as an event loop that must not be cut at an arbitrary point.
         """
-        saved = self._interruptible, self._on_interrupt
-        self._pending_interrupt = False
-        self._interruptible, self._on_interrupt = True, on_interrupt
-        try:
-            yield
-        finally:
-            self._interruptible, self._on_interrupt = saved
-            self._pending_interrupt = False
+        return _Interruptible(self, on_interrupt)
 
     def interrupt(self) -> None:
         """Interrupt the main thread as SIGINT would (interrupt_mode "message")."""
         if self._main_ident is not None:
             signal.pthread_kill(self._main_ident, signal.SIGINT)
+
+
+class _Interruptible:
+    """The context manager behind Server.interruptible.
+
+    A class, not a generator: the SIGINT handler recognises its two methods by
+    their code objects and never raises inside them, so the interrupt state is
+    always restored (see Server._on_sigint).
+    """
+
+    __slots__ = ("_on_interrupt", "_saved", "_server")
+
+    def __init__(
+        self, server: Server, on_interrupt: Callable[[FrameType | None], bool] | None
+    ) -> None:
+        self._server = server
+        self._on_interrupt = on_interrupt
+        self._saved: tuple[bool, Callable[[FrameType | None], bool] | None] = (False, None)
+
+    def __enter__(self) -> None:
+        server = self._server
+        self._saved = (server._interruptible, server._on_interrupt)
+        server._pending_interrupt = False
+        server._on_interrupt = self._on_interrupt
+        server._interruptible = True
+        # Nothing after this check lets a signal handler run in this frame.
+        if server._pending_interrupt:
+            server._pending_interrupt = False
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc_info: object) -> None:
+        server = self._server
+        server._interruptible, server._on_interrupt = self._saved
+        server._pending_interrupt = False
+
+
+_ENTER_CODE = _Interruptible.__enter__.__code__
+_EXIT_CODE = _Interruptible.__exit__.__code__
 
 
 class _ParentWatch:
