@@ -131,6 +131,11 @@ def test_javascript_kernel(start_kernel: Any) -> None:
     assert complete["matches"] == ["answer"] and complete["cursor_start"] == 4
     msg_id = k.request("is_complete_request", {"code": "function f() {"})
     assert k.reply(msg_id)["content"]["status"] == "incomplete"
+    reply, _ = k.execute("var total = answer * 2",
+                         user_expressions={"t": "total + 1", "bad": "nope.nope"})
+    exprs = reply["content"]["user_expressions"]
+    assert exprs["t"] == {"status": "ok", "data": {"text/plain": "81"}, "metadata": {}}
+    assert exprs["bad"]["status"] == "error" and exprs["bad"]["ename"] == "ReferenceError"
 
 
 def test_javascript_input_through_stdin(start_kernel: Any) -> None:

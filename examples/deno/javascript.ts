@@ -21,6 +21,21 @@ g.display = (value: unknown) => ctx?.display({ "text/plain": Deno.inspect(value)
 // Indirect eval runs in the global scope, so declarations outlive the cell.
 const globalEval = eval;
 
+// user_expressions: each evaluated after the cell, each with its own result or error.
+function evaluateAll(expressions: Record<string, string>) {
+  const out: Record<string, unknown> = {};
+  for (const [name, expr] of Object.entries(expressions)) {
+    try {
+      const value = globalEval(String(expr));
+      out[name] = { status: "ok", data: { "text/plain": Deno.inspect(value, { colors: false }) }, metadata: {} };
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      out[name] = { status: "error", ename: e.name, evalue: e.message, traceback: [`${e.name}: ${e.message}`] };
+    }
+  }
+  return out;
+}
+
 serve({
   info: {
     implementation: "kernelkit-deno-javascript",
@@ -36,7 +51,7 @@ serve({
     banner: `JavaScript on Deno ${Deno.version.deno}, through kernelkit`,
   },
 
-  async execute({ code, silent }, context) {
+  async execute({ code, silent, user_expressions }, context) {
     ctx = context;
     try {
       let value = globalEval(code);
@@ -44,6 +59,7 @@ serve({
       if (value !== undefined && !silent) {
         context.result({ "text/plain": Deno.inspect(value, { colors: false }) });
       }
+      return { user_expressions: evaluateAll(user_expressions ?? {}) };
     } catch (err) {
       // Keep the user's frames, named after the cell; drop this file's and the SDK's.
       if (err instanceof Error && err.stack) {
