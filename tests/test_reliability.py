@@ -316,7 +316,12 @@ def test_signals_at_any_point_leave_the_interrupt_state_consistent() -> None:
                     sum(range(50))
             except KeyboardInterrupt:
                 interrupted += 1
-            if server._interruptible or server._pending_interrupt:
+                # Checked here, while the exception lives: the dispatcher sends the error
+                # reply at this point, and another SIGINT must not cut that short.
+                armed = server._interruptible or server._pending_interrupt
+            else:
+                armed = server._interruptible or server._pending_interrupt
+            if armed:
                 left_armed += 1
                 server._interruptible = server._pending_interrupt = False
     finally:
