@@ -1776,8 +1776,12 @@ def parent_death(rounds: int = 2) -> Result:
     return result
 
 
-def bridge_sigkill(executes: int = 300, seed: int = 11) -> Result:
-    """Kill the bridge backend with SIGKILL at random moments during a run of executes."""
+def bridge_sigkill(executes: int = 300, min_kills: int = 30, seed: int = 11) -> Result:
+    """Kill the bridge backend with SIGKILL at random moments during runs of executes.
+
+    Runs of ``executes`` repeat until at least ``min_kills`` kills have landed, so that
+    a fast machine (a short run) still sees as many as a slow one.
+    """
     result = Result("bridge_kill", "Bridge backend killed at random")
     t0 = time.monotonic()
     rng = random.Random(seed)
@@ -1803,22 +1807,26 @@ def bridge_sigkill(executes: int = 300, seed: int = 11) -> Result:
             thread = threading.Thread(target=killer)
             thread.start()
             ids: dict[str, str] = {}
+            outcomes: Counter[str] = Counter()
             try:
-                for i in range(executes):
-                    code = f"echo {i}" if i % 7 else f"big {rng.randrange(1, 200_000)}"
-                    ids[client.execute(code, stop_on_error=False)] = code
-                outcomes: Counter[str] = Counter()
-                for mid, code in ids.items():
-                    try:
-                        reply = client.reply(mid, timeout=60)
-                    except TimeoutError as exc:
-                        result.check(False, str(exc))
-                        continue
-                    status = reply.content.get("status")
-                    outcomes["ok" if status == "ok" else str(reply.content.get("ename"))] += 1
-                    if status == "ok" and not code.startswith("big"):
-                        out = stdout_text(client.iopub.wait_idle(mid) if client.iopub else [])
-                        result.check(out == code, f"{code!r} printed {out[:80]!r}")
+                while len(ids) == 0 or (kills < min_kills and time.monotonic() - t0 < 300):
+                    batch: dict[str, str] = {}
+                    for i in range(len(ids), len(ids) + executes):
+                        code = f"echo {i}" if i % 7 else f"big {rng.randrange(1, 200_000)}"
+                        batch[client.execute(code, stop_on_error=False)] = code
+                    ids.update(batch)
+                    for mid, code in batch.items():
+                        try:
+                            reply = client.reply(mid, timeout=60)
+                        except TimeoutError as exc:
+                            result.check(False, str(exc))
+                            continue
+                        status = reply.content.get("status")
+                        outcomes["ok" if status == "ok" else str(reply.content.get("ename"))] += 1
+                        if status == "ok" and not code.startswith("big"):
+                            msgs = client.iopub.wait_idle(mid) if client.iopub else []
+                            out = stdout_text(msgs)
+                            result.check(out == code, f"{code!r} printed {out[:80]!r}")
             finally:
                 stop.set()
                 thread.join()
@@ -1832,7 +1840,8 @@ def bridge_sigkill(executes: int = 300, seed: int = 11) -> Result:
             result.check(kernel.alive(), "kernel died")
             orphans = [p for p in pids if psutil.pid_exists(p) and not _gone(psutil.Process(p))]
             result.check(not orphans, f"backends left running: {orphans}")
-            result.figures["executes"] = executes
+            result.check(kills >= min_kills, f"only {kills} kills landed in 300 s")
+            result.figures["executes"] = len(ids)
             result.figures["SIGKILLs sent to the backend"] = kills
             result.figures["backend processes started"] = len(pids)
             result.figures["replies: exactly one per execute"] = sum(outcomes.values())
@@ -1860,7 +1869,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "sigterm": {"rounds": 3},
         "parent": {"rounds": 3},
         "interrupts": {"signals": 10_000, "executes": 1_000, "messages": 3_000},
-        "bridge_kill": {"executes": 1_000},
+        "bridge_kill": {"executes": 1_000, "min_kills": 300},
     },
     "quick": {
         "fuzz": {"total": 10_000, "huge_max": 8 << 20},
@@ -1873,7 +1882,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "sigterm": {"rounds": 1},
         "parent": {"rounds": 1},
         "interrupts": {"signals": 1_000, "executes": 150, "messages": 150},
-        "bridge_kill": {"executes": 150},
+        "bridge_kill": {"executes": 150, "min_kills": 30},
     },
 }
 
