@@ -1,10 +1,10 @@
 """The backend process: start it, write lines to it, read its lines, and end it.
 
 The thread that runs requests reads the backend's stdout itself (poll, then
-read): a reader thread handing lines over through a queue cost two thread
-wake-ups a line, about 40 µs of every execute. A thread reads stderr, which
-may come at any time, and nudges the poll through a pipe while a request
-runs. Waiting in ``poll`` keeps the kernel's main thread interruptible. The
+read), with no reader thread handing lines over through a queue: one thread
+wake-up less per line (an execute through the Python Echo backend went from
+68 to 61 µs in-process). A thread reads stderr, which may come at any time,
+and nudges the poll through a pipe while a request runs. Waiting in ``poll`` keeps the kernel's main thread interruptible. The
 backend runs in its own session: a SIGINT that Jupyter sends to the kernel's
 process group reaches the host, which decides what the backend gets.
 """
@@ -30,19 +30,19 @@ STDERR_TAIL = 20
 READ_SIZE = 1 << 16
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Line:
     """One line from the backend's stdout (with its newline)."""
 
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Stderr:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Exited:
     """The backend's stdout closed: it exited or is about to."""
 
