@@ -83,9 +83,10 @@ class BackendProcess:
         self._poll = select.poll()
         self._poll.register(self._out_fd, select.POLLIN)
         self._poll.register(self._wake_r, select.POLLIN)
-        threading.Thread(
+        self._stderr_reader = threading.Thread(
             target=self._read_stderr, name="kernelkit-backend-err", daemon=True
-        ).start()
+        )
+        self._stderr_reader.start()
 
     @property
     def pid(self) -> int:
@@ -191,6 +192,8 @@ class BackendProcess:
         code = self.wait(timeout)
         if code is None:
             return "stopped answering (its output closed but it is still running)"
+        # Its last words on stderr, often the reason, may still be on their way to the tail.
+        self._stderr_reader.join(min(timeout, 1.0))
         if code < 0:
             try:
                 name = signal.Signals(-code).name
