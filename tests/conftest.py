@@ -52,6 +52,23 @@ BRIDGE_SPECS = {
 os.environ.setdefault("DENO_NO_UPDATE_CHECK", "1")
 
 
+def stdout_of(kc: Any, code: str, timeout: float = 30, **kw: Any) -> str:
+    """Run code through a jupyter_client client; what the kernel streamed to stdout for it."""
+    reply = kc.execute(code, reply=True, timeout=timeout, **kw)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    msg_id = reply["parent_header"]["msg_id"]
+    text = []
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = kc.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
+            text.append(msg["content"]["text"])
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return "".join(text)
+
+
 def kernelkit(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """Run the kernelkit CLI as a user would, in a child process."""
     return subprocess.run(

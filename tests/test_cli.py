@@ -32,6 +32,7 @@ from jupyter_client.connect import write_connection_file
 
 import kernelkit
 from conftest import kernelkit as cli
+from conftest import stdout_of
 
 BIN = Path(sys.executable).parent
 JUPYTER = str(BIN / "jupyter")
@@ -223,28 +224,11 @@ def assert_heartbeat(connection_file: str | Path) -> None:
         ctx.destroy(linger=0)
 
 
-def execute(kc: BlockingKernelClient, code: str) -> str:
-    """Run code; returns what the kernel streamed to stdout for it."""
-    reply = kc.execute(code, reply=True, timeout=20)
-    assert reply["content"]["status"] == "ok", reply["content"]
-    msg_id = reply["parent_header"]["msg_id"]
-    text = []
-    deadline = time.monotonic() + 20
-    while True:
-        msg = kc.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
-            text.append(msg["content"]["text"])
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            return "".join(text)
-
-
 def assert_echo_kernel(kc: BlockingKernelClient) -> None:
     info = kc.kernel_info(reply=True, timeout=20)
     assert info["content"]["status"] == "ok"
     assert info["content"]["implementation"] == "Echo"
-    assert execute(kc, "hello kernelkit") == "hello kernelkit"
+    assert stdout_of(kc, "hello kernelkit") == "hello kernelkit"
 
 
 def jupyter_kernelspecs() -> dict[str, Any]:
@@ -713,7 +697,7 @@ def test_install_module_from_current_folder(tmp_path: Path, data_dir: Path) -> N
     with managed("mykernel", cwd=elsewhere) as kc:
         info = kc.kernel_info(reply=True, timeout=20)
         assert info["content"]["implementation"] == "MyImpl"
-        out = execute(kc, "hi")
+        out = stdout_of(kc, "hi")
         assert out.startswith("mymod:hi cwd=")
         assert os.path.samefile(out.split("cwd=", 1)[1], elsewhere)
 

@@ -14,6 +14,8 @@ import pytest
 from jupyter_client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 
+from conftest import stdout_of
+
 SUPPORT = Path(__file__).parent / "support"
 
 
@@ -42,28 +44,16 @@ def launched(tmp_path: Path) -> Iterator[Any]:
             proc.wait()
 
 
-def _stdout(kc: BlockingKernelClient, code: str) -> str:
-    out: list[str] = []
-    reply = kc.execute_interactive(
-        code, timeout=20,
-        output_hook=lambda m: (
-            out.append(m["content"]["text"]) if m["msg_type"] == "stream" else None
-        ),
-    )
-    assert reply["content"]["status"] == "ok"
-    return "".join(out)
-
-
 def test_script_launched_with_ipkernelapp_shim(launched: Any) -> None:
     _proc, kc = launched(str(SUPPORT / "script_kernel.py"))
-    assert _stdout(kc, "quiet") == "QUIET"
+    assert stdout_of(kc, "quiet") == "QUIET"
     assert kc.kernel_info(reply=True, timeout=10)["content"]["implementation"] == "shout"
 
 
 @pytest.mark.parametrize("busy", [False, True])
 def test_sigterm_exits_cleanly(launched: Any, busy: bool) -> None:
     proc, kc = launched("-m", "kernelkit", "run", "kk_testkernels:CommandKernel")
-    assert _stdout(kc, "ok") == "ok"
+    assert stdout_of(kc, "ok") == "ok"
     if busy:
         kc.execute("loop")
         time.sleep(0.3)

@@ -30,6 +30,7 @@ from jupyter_client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
 import reliability
+from conftest import stdout_of
 from kernelkit.bridge.jsonrpc import Codec
 from kernelkit.connection import ConnectionFileError, ConnectionInfo
 from kernelkit.kernelspec import make_spec
@@ -391,22 +392,6 @@ def managed(kernel_name: str, **kw: Any) -> Iterator[tuple[KernelManager, Blocki
         km.shutdown_kernel(now=True)
 
 
-def _stdout(kc: BlockingKernelClient, code: str, **kw: Any) -> str:
-    reply = kc.execute(code, reply=True, timeout=30, **kw)
-    assert reply["content"]["status"] == "ok", reply["content"]
-    msg_id = reply["parent_header"]["msg_id"]
-    out = []
-    deadline = time.monotonic() + 30
-    while True:
-        msg = kc.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        if msg["msg_type"] == "stream":
-            out.append(msg["content"]["text"])
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            return "".join(out)
-
-
 def test_kernelspecs_declare_curve_support() -> None:
     assert zmq.has("curve")
     assert make_spec("echo", "Echo", "no-op")["metadata"]["supported_encryption"] == ["curve"]
@@ -424,7 +409,7 @@ def test_curve_required_by_kernel_manager(transport: str) -> None:
         assert len(info["curve_publickey"]) == len(info["curve_secretkey"]) == 40
         assert stat.S_IMODE(Path(km.connection_file).stat().st_mode) == 0o600
         assert kc.curve_publickey is not None
-        assert _stdout(kc, "encrypted hello") == "encrypted hello"
+        assert stdout_of(kc, "encrypted hello") == "encrypted hello"
         # stdin, control, interrupts and the heartbeat all work encrypted
         msg_id = kc.execute("input Who? ", allow_stdin=True)
         assert kc.get_stdin_msg(timeout=30)["content"]["prompt"] == "Who?"
@@ -451,7 +436,7 @@ def test_curve_required_by_kernel_manager(transport: str) -> None:
 def test_curve_auto_and_bridge_kernels() -> None:
     with managed("kk-python-echo", transport_encryption="auto") as (km, kc):
         assert "curve_secretkey" in json.loads(Path(km.connection_file).read_text())
-        assert _stdout(kc, "bridged and encrypted") == "bridged and encrypted"
+        assert stdout_of(kc, "bridged and encrypted") == "bridged and encrypted"
 
 
 def _wait(condition: Any, timeout: float) -> bool:
@@ -529,7 +514,7 @@ def test_curve_encrypts_what_travels(encryption: str) -> None:
         kc.start_channels()
         try:
             kc.wait_for_ready(timeout=60)
-            assert _stdout(kc, marker) == marker
+            assert stdout_of(kc, marker) == marker
         finally:
             kc.stop_channels()
             relay.close()
