@@ -36,6 +36,8 @@ TEST_SPECS = {
     "kk-commands": ("kk_testkernels:CommandKernel", "signal"),
     "kk-commands-message": ("kk_testkernels:CommandKernel", "message"),
     "kk-async": ("kk_testkernels:AsyncKernel", "signal"),
+    "kk-concurrent": ("kk_testkernels:ConcurrentKernel", "signal"),
+    "kk-concurrent-message": ("kk_testkernels:ConcurrentKernel", "message"),
     "kk-classic-echo": ("classic_echo:EchoKernel", "signal"),
 }
 

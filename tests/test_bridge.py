@@ -24,7 +24,8 @@ ECHO_INFO = {
     "implementation": "Echo",
     "implementation_version": "1.0",
     "banner": "Echo kernel - as useful as a parrot",
-    "language_info": {"name": "Any text", "mimetype": "text/plain", "file_extension": ".txt"},
+    "language_info": {"name": "Any text", "mimetype": "text/plain", "file_extension": ".txt",
+                      "version": "0.1"},
 }
 
 

@@ -39,6 +39,8 @@ RAW = {
     "kk-raw-no-heartbeat": ["--no-heartbeat"],
     "kk-raw-ignore-shutdown": ["--ignore-shutdown"],
     "kk-raw-claims-5-5": ["--claim", "5.5"],
+    # kernelkit itself now fills language_info.name, so only a raw kernel can omit it.
+    "kk-raw-nameless": ["--nameless"],
 }
 
 
@@ -161,6 +163,7 @@ def test_raw_kernel_without_defects_passes_security() -> None:
         ("kk-raw-no-heartbeat", ("heartbeat.idle",), "no heartbeat echo"),
         ("kk-raw-ignore-shutdown", ("lifecycle.shutdown",), "still runs"),
         ("kk-raw-claims-5-5", ("lifecycle.iopub_welcome",), "no iopub_welcome"),
+        ("kk-raw-nameless", ("kernel_info.shell",), "'language_info' 'name' is missing"),
         # Single-threaded: nothing answers while an execution runs.
         ("kk-raw", ("control.while_busy", "heartbeat.while_busy"), "within"),
     ],

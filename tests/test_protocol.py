@@ -41,7 +41,9 @@ def test_kernel_info_on_shell_and_control(start_kernel: Any) -> None:
         assert content["implementation_version"] == "1.0"
         assert content["banner"] == "Echo kernel - as useful as a parrot"
         assert content["language_info"] == {
-            "name": "Any text", "mimetype": "text/plain", "file_extension": ".txt"}
+            "name": "Any text", "mimetype": "text/plain", "file_extension": ".txt",
+            # filled from the class's language_version: strict clients require it
+            "version": "0.1"}
         assert content["protocol_version"] == "5.5"
         assert statuses(k.iopub_until_idle(msg_id)) == ["busy", "idle"]
 

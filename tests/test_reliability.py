@@ -292,6 +292,7 @@ def test_signals_at_any_point_leave_the_interrupt_state_consistent() -> None:
     import random
     import signal
 
+    from kernelkit.interrupts import IDLE
     from kernelkit.server import Server
 
     server = Server(ConnectionInfo(key="k"), Session(b"k"))
@@ -319,12 +320,12 @@ def test_signals_at_any_point_leave_the_interrupt_state_consistent() -> None:
                 interrupted += 1
                 # Checked here, while the exception lives: the dispatcher sends the error
                 # reply at this point, and another SIGINT must not cut that short.
-                armed = server._interruptible or server._pending_interrupt
+                armed = server.main_gate.state is not IDLE
             else:
-                armed = server._interruptible or server._pending_interrupt
+                armed = server.main_gate.state is not IDLE
             if armed:
                 left_armed += 1
-                server._interruptible = server._pending_interrupt = False
+                server.main_gate.state = IDLE
     finally:
         stop.set()
         sender.join()

@@ -122,6 +122,7 @@ def serve(factory: Callable[[], Kernel], label: str, connection_file: str | None
     except HookError as exc:
         raise StartupError(f"kernel class {label} cannot be used: {exc}") from None
     kernel._dispatcher = dispatcher
+    _check_kernel_info(dispatcher, label)
     if connection_file and unset_ports:
         # Ports given as 0 were chosen at bind time: the file must say which, as ipykernel does.
         try:
@@ -135,6 +136,26 @@ def serve(factory: Callable[[], Kernel], label: str, connection_file: str | None
     finally:
         if own_file is not None:
             own_file.unlink(missing_ok=True)
+
+
+def _check_kernel_info(dispatcher: Any, label: str) -> None:
+    """Refuse to start with a kernel_info clients would reject; warn if it cannot be read yet."""
+    from .dispatch import kernel_info_problems
+
+    try:
+        info = dispatcher.kernel_info()
+    except Exception as exc:  # may work later (a property that needs the interpreter up)
+        from .logs import logger
+
+        logger().warning("kernel class %s: kernel_info raised %s: %s; requests for it "
+                         "will be answered with an error", label, type(exc).__name__, exc)
+        return
+    problems = kernel_info_problems(info)
+    if problems:
+        raise StartupError(
+            f"kernel class {label} cannot be used: its kernel_info is not what the "
+            "messaging spec requires: " + "; ".join(problems)
+        )
 
 
 def _announce(info: ConnectionInfo) -> Path:

@@ -11,7 +11,19 @@ an object shaped like ``kernelkit.Kernel``). Rules it enforces for every kernel:
 * ``execution_count`` grows before the hook runs, only when ``silent`` is false
   and ``store_history`` is true ("Execute");
 * after an execute fails with ``stop_on_error`` (the default), executes already
-  queued behind it are answered ``aborted`` without running.
+  queued behind it — in the same subshell — are answered ``aborted`` without running;
+* what a hook returns is copied, never changed in place.
+
+Where hooks run. Each shell request runs on its subshell's thread (the main shell:
+the main thread). Requests kernelkit answers itself (kernel_info, comm_info, the
+subshell messages, interrupt) run wherever they arrive, at once. Requests that call
+the kernel's hooks are serialised by one lock unless the kernel class sets
+``concurrent_hooks = True``: wrapper kernels that drive one interpreter (a pexpect
+session, say) are not thread-safe, and a subshell request waits its turn instead.
+On control, where nothing may wait, such a request runs at once if no hook is
+running and is otherwise answered ``KernelBusy`` (messaging spec: control is
+"identical to Shell" but must not be blocked); ``shutdown_request`` waits briefly,
+then shuts down without calling ``do_shutdown``.
 """
 
 from __future__ import annotations
@@ -58,12 +70,23 @@ class Transport(Protocol):
 
     def wait_for_subscriber(self, timeout: float) -> bool: ...
 
+    def create_subshell(self) -> str: ...
+
+    def delete_subshell(self, subshell_id: str) -> bool: ...
+
+    def list_subshells(self) -> list[str]: ...
+
 
 # How long after a failed execute a request may still be in flight (s): only then is
 # its header date compared with the failure, so clock skew cannot abort later work.
 IN_FLIGHT_WINDOW_S = 0.5
 # How long the first execute waits for a client's IOPub subscription (s); see _handle_one.
 FIRST_SUBSCRIBER_WAIT = 1.0
+# How long shutdown_request on control waits for a running hook before it shuts down
+# without calling do_shutdown (s).
+SHUTDOWN_HOOK_WAIT = 1.0
+# The feature name kernel_info_reply lists for JEP 91 subshells.
+SUBSHELLS_FEATURE = "kernel subshells"
 
 
 class HookError(TypeError):
@@ -195,10 +218,15 @@ class Dispatcher:
         self.kernel = kernel
         self.transport = transport
         self.accepted = check_hooks(kernel)
+        # Per thread (each subshell, control): parent, channel, stop_on_error state and
+        # the private event loop of async hooks. Owned by that thread alone.
         self._local = threading.local()
-        self._loop: Any = None
         self._iopub_checked = False
-        self._error_at: tuple[float, float] | None = None
+        self.subshells = bool(getattr(kernel, "supports_subshells", True))
+        self.concurrent = bool(getattr(kernel, "concurrent_hooks", False))
+        # Held while a hook runs, unless the kernel's hooks may run concurrently.
+        self._hook_lock = threading.Lock()
+        self._count_lock = threading.Lock()  # execution_count, shared by every subshell
         self._handlers: dict[str, Callable[[str, Message], JSONDict | None]] = {
             "execute_request": self._execute,
             "kernel_info_request": self._kernel_info,
@@ -209,6 +237,9 @@ class Dispatcher:
             "comm_info_request": self._comm_info,
             "shutdown_request": self._shutdown,
             "interrupt_request": self._interrupt,
+            "create_subshell_request": self._create_subshell,
+            "delete_subshell_request": self._delete_subshell,
+            "list_subshell_request": self._list_subshell,
             "comm_open": self._comm_open,
             "comm_msg": self._ignore,
             "comm_close": self._ignore,
@@ -263,12 +294,17 @@ class Dispatcher:
     # -- the transport-facing side ----------------------------------------------
 
     def handle(self, channel: str, msg: Message) -> None:
+        local = self._local
         abort = channel == "shell" and self._sent_before_error(msg)
         self._handle_one(channel, msg, abort_executes=abort)
-        queued = getattr(self._local, "queued_behind_error", ())
-        self._local.queued_behind_error = ()
+        queued = getattr(local, "queued_behind_error", ())
+        local.queued_behind_error = ()
         for behind in queued:
             self._handle_one(channel, behind, abort_executes=True)
+
+    def reject(self, channel: str, msg: Message, ename: str, evalue: str) -> None:
+        """Answer a request that cannot run (unknown or deleted subshell) with an error."""
+        self._bracketed(channel, msg, lambda: _error_reply(ename, evalue))
 
     def _handle_one(self, channel: str, msg: Message, abort_executes: bool = False) -> None:
         msg_type = msg.msg_type
@@ -278,31 +314,43 @@ class Dispatcher:
             # its output and idle status would then reach nobody. Wait for it, briefly.
             self._iopub_checked = True
             self.transport.wait_for_subscriber(FIRST_SUBSCRIBER_WAIT)
-        self._local.parent = msg
+        if abort_executes and msg_type == "execute_request":
+            self._bracketed(channel, msg, lambda: {"status": "aborted"})
+            return
+        handler = self._handlers.get(msg_type)
+        if handler is not None:
+            self._bracketed(channel, msg, lambda: handler(channel, msg))
+        elif msg_type.endswith("_request"):
+            self._bracketed(
+                channel,
+                msg,
+                lambda: _error_reply(
+                    "NotImplementedError", f"{msg_type} is not supported by this kernel"
+                ),
+            )
+        else:
+            _log_unknown(msg_type, channel)
+            self._bracketed(channel, msg, lambda: None)
+
+    def _bracketed(
+        self, channel: str, msg: Message, work: Callable[[], JSONDict | None]
+    ) -> None:
+        """busy, the work, its reply (if any), idle: the shape of every request."""
+        local = self._local
+        local.parent = msg
+        local.channel = channel
         self.transport.send("iopub", "status", {"execution_state": "busy"}, msg)
         try:
-            if abort_executes and msg_type == "execute_request":
-                reply: JSONDict | None = {"status": "aborted"}
-            else:
-                handler = self._handlers.get(msg_type)
-                if handler is not None:
-                    reply = handler(channel, msg)
-                elif msg_type.endswith("_request"):
-                    reply = {
-                        "status": "error",
-                        "ename": "NotImplementedError",
-                        "evalue": f"{msg_type} is not supported by this kernel",
-                        "traceback": [],
-                    }
-                else:
-                    _log_unknown(msg_type, channel)
-                    reply = None
+            try:
+                reply = work()
+            except Exception as exc:  # a handler of ours failed: still one reply
+                reply = error_content(exc, skip_frames=0)
             if reply is not None:
                 self._send_reply(channel, msg, reply)
         finally:
             self.flush_streams()
             self.transport.send("iopub", "status", {"execution_state": "idle"}, msg)
-            self._local.parent = None
+            local.parent = None
 
     def _send_reply(self, channel: str, msg: Message, reply: JSONDict) -> None:
         """Send the reply; one that cannot be encoded as JSON becomes an error reply."""
@@ -312,12 +360,7 @@ class Dispatcher:
         except (TypeError, ValueError, RecursionError) as exc:
             # Nothing was sent (encoding comes first): the client still gets its one reply.
             evalue = f"the {reply_type} content could not be encoded as JSON: {exc}"
-            content: JSONDict = {
-                "status": "error",
-                "ename": type(exc).__name__,
-                "evalue": evalue,
-                "traceback": [evalue],
-            }
+            content = _error_reply(type(exc).__name__, evalue)
             count = reply.get("execution_count")
             if isinstance(count, int) and not isinstance(count, bool):
                 content["execution_count"] = count
@@ -326,16 +369,43 @@ class Dispatcher:
     # -- calling hooks ------------------------------------------------------------
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> JSONDict:
-        """Run a hook; any exception, interrupt or bad return value becomes an error reply."""
+        """Run a hook; any exception, interrupt or bad return value becomes an error reply.
+
+        The reply is a copy of what the hook returned: a kernel may return the same
+        dict every time (a module-level constant), and the dispatcher fills in fields.
+        """
         hook = getattr(self.kernel, name)
         kwargs = {k: v for k, v in kwargs.items() if k in self.accepted[name]}
+        lock = None if self.concurrent else self._hook_lock
+        if lock is not None:
+            if getattr(self._local, "channel", "shell") == "control":
+                if name == "do_shutdown":
+                    got = lock.acquire(timeout=SHUTDOWN_HOOK_WAIT)
+                else:
+                    got = lock.acquire(blocking=False)
+                if not got:
+                    return _error_reply(
+                        "KernelBusy",
+                        f"{name} was not run: the kernel is running another request, and "
+                        f"{type(self.kernel).__name__} runs one hook at a time",
+                    )
+            else:
+                lock.acquire()
         try:
-            with self.transport.interruptible():
-                result = hook(*args, **kwargs)
-                if hasattr(result, "__await__"):
-                    result = self._await(result)
-        except (Exception, KeyboardInterrupt) as exc:
-            return self._failed(exc)
+            guard = self.transport.interruptible()
+            try:
+                with guard:
+                    result = hook(*args, **kwargs)
+                    if hasattr(result, "__await__"):
+                        result = self._await(result)
+            except (Exception, KeyboardInterrupt) as exc:
+                # Leave again: an interrupt posted to a subshell thread (interrupts.py)
+                # can fire as the block is left, before its state was restored.
+                guard.__exit__(None, None, None)
+                return self._failed(exc)
+        finally:
+            if lock is not None:
+                lock.release()
         self.flush_streams()
         if not isinstance(result, dict):
             wrong = TypeError(
@@ -343,14 +413,21 @@ class Dispatcher:
                 f"{type(result).__name__}, expected a dict"
             )
             return self._failed(wrong, skip_frames=0)
-        result.setdefault("status", "ok")
-        return result
+        reply = dict(result)
+        reply.setdefault("status", "ok")
+        return reply
 
     def _failed(self, exc: BaseException, skip_frames: int = 1) -> JSONDict:
-        """Error reply content for a failed hook, also published on IOPub as ``error``."""
+        """Error reply content for a failed hook, also published on IOPub as ``error``.
+
+        Not for a silent execute: the spec's ``silent`` means nothing on IOPub but
+        status ("Execute": "will not broadcast output on the IOPUB channel"), and
+        the error reply still carries the traceback. Bridge kernels do the same.
+        """
         content = error_content(exc, skip_frames)
         self.flush_streams()
-        self.publish("error", {k: v for k, v in content.items() if k != "status"})
+        if not _is_silent(self.parent):
+            self.publish("error", {k: v for k, v in content.items() if k != "status"})
         return content
 
     def _await(self, awaitable: Any) -> Any:
@@ -366,9 +443,9 @@ class Dispatcher:
         import asyncio
         import selectors
 
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-        loop = self._loop
+        loop: Any = getattr(self._local, "loop", None)
+        if loop is None:
+            loop = self._local.loop = asyncio.new_event_loop()
         task = asyncio.ensure_future(awaitable, loop=loop)
         machinery = (os.path.dirname(asyncio.__file__), selectors.__file__)
         cancelled_by_interrupt = False
@@ -381,8 +458,8 @@ class Dispatcher:
             loop.call_soon_threadsafe(task.cancel)
             return True
 
-        guard = self.transport.interruptible(on_interrupt)
         try:
+            guard = self.transport.interruptible(on_interrupt)
             guard.__enter__()
         except KeyboardInterrupt:
             # Interrupted before the loop ran the hook: end the task without running it.
@@ -399,7 +476,7 @@ class Dispatcher:
         except (KeyboardInterrupt, SystemExit):
             # Raised from inside the running loop, it leaves stale callbacks behind
             # that would stop the next run early: start a fresh loop next time.
-            self._loop = None
+            self._local.loop = None
             if task.done() and not task.cancelled():
                 task.exception()  # retrieved: asyncio must not report it later as lost
             with contextlib.suppress(Exception):
@@ -420,10 +497,12 @@ class Dispatcher:
         user_expressions = c.get("user_expressions") or {}
         allow_stdin = bool(c.get("allow_stdin", True))
         kernel = self.kernel
-        if store_history:
-            kernel.execution_count += 1
+        with self._count_lock:
+            if store_history:
+                kernel.execution_count += 1
+            count = kernel.execution_count
         if not silent:
-            self.publish("execute_input", {"code": code, "execution_count": kernel.execution_count})
+            self.publish("execute_input", {"code": code, "execution_count": count})
         reply = self._call(
             "do_execute",
             code,
@@ -433,7 +512,7 @@ class Dispatcher:
             allow_stdin,
             cell_id=msg.metadata.get("cellId"),
         )
-        reply.setdefault("execution_count", kernel.execution_count)
+        reply.setdefault("execution_count", count)
         if reply["status"] == "ok":
             reply.setdefault("user_expressions", {})
             reply.setdefault("payload", [])
@@ -448,16 +527,17 @@ class Dispatcher:
             self._local.queued_behind_error = self.transport.queued(channel)
             # Executes still in flight then were sent before the error too: their
             # header date says so (see _sent_before_error).
-            self._error_at = (time.time(), time.monotonic() + IN_FLIGHT_WINDOW_S)
+            self._local.error_at = (time.time(), time.monotonic() + IN_FLIGHT_WINDOW_S)
         return reply
 
     def _sent_before_error(self, msg: Message) -> bool:
         """Whether an execute arriving just after a failed one was sent before that failure."""
-        if self._error_at is None or msg.msg_type != "execute_request":
+        error_at = getattr(self._local, "error_at", None)
+        if error_at is None or msg.msg_type != "execute_request":
             return False
-        wall, until = self._error_at
+        wall, until = error_at
         if time.monotonic() > until:
-            self._error_at = None
+            self._local.error_at = None
             return False
         date = msg.header.get("date")
         try:
@@ -466,11 +546,49 @@ class Dispatcher:
             return False
         if sent < wall:
             return True
-        self._error_at = None  # the first request sent after the error ends the window
+        self._local.error_at = None  # the first request sent after the error ends the window
         return False
 
     def _kernel_info(self, channel: str, msg: Message) -> JSONDict:
-        return {"status": "ok", **self.kernel.kernel_info}
+        """The kernel's info, completed and checked: a raising property is an error reply."""
+        try:
+            info = self.kernel_info()
+        except Exception as exc:
+            return error_content(exc)
+        problems = kernel_info_problems(info)
+        if problems:
+            return _error_reply(
+                "InvalidKernelInfo",
+                f"{type(self.kernel).__name__} kernel_info: " + "; ".join(problems),
+            )
+        return {"status": "ok", **info}
+
+    def kernel_info(self) -> JSONDict:
+        """kernel_info_reply content from the kernel, with what the spec requires filled in.
+
+        ``language_info.version`` comes from ``language_version`` and ``name`` from
+        ``language`` when the author did not set them (strict clients refuse a reply
+        without them); ``supported_features`` lists subshells when the kernel takes them.
+        """
+        raw = self.kernel.kernel_info
+        if not isinstance(raw, dict):
+            raise TypeError(f"kernel_info is {type(raw).__name__}, not a dict")
+        info = dict(raw)
+        language_info = info.get("language_info")
+        if isinstance(language_info, dict):
+            language_info = dict(language_info)
+            if "version" not in language_info:
+                language_info["version"] = str(getattr(self.kernel, "language_version", "") or "")
+            if "name" not in language_info:
+                language_info["name"] = str(getattr(self.kernel, "language", "") or "")
+            info["language_info"] = language_info
+        features = info.get("supported_features", [])
+        if isinstance(features, list):
+            features = [f for f in features if f != SUBSHELLS_FEATURE]
+            if self.subshells:
+                features.append(SUBSHELLS_FEATURE)
+            info["supported_features"] = features
+        return info
 
     def _complete(self, channel: str, msg: Message) -> JSONDict:
         code = msg.content.get("code", "")
@@ -528,6 +646,11 @@ class Dispatcher:
     def _shutdown(self, channel: str, msg: Message) -> JSONDict:
         restart = bool(msg.content.get("restart", False))
         reply = self._call("do_shutdown", restart)
+        if reply.get("ename") == "KernelBusy":
+            # A hook is still running: exit without do_shutdown, as a busy kernel must
+            # still shut down (the running hook is unwound on the way out).
+            _log_unknown("do_shutdown skipped (a hook was running)", channel)
+            reply = {"status": "ok"}
         reply.setdefault("restart", restart)
         # Some clients watch IOPub rather than the reply to learn of a shutdown.
         self.publish("shutdown_reply", reply)
@@ -537,6 +660,24 @@ class Dispatcher:
     def _interrupt(self, channel: str, msg: Message) -> JSONDict:
         self.transport.interrupt()
         return {"status": "ok"}
+
+    # -- subshells (JEP 91; control channel) ----------------------------------------
+
+    def _create_subshell(self, channel: str, msg: Message) -> JSONDict:
+        if not self.subshells:
+            return _error_reply("SubshellsNotSupported", "this kernel does not support subshells")
+        return {"status": "ok", "subshell_id": self.transport.create_subshell()}
+
+    def _delete_subshell(self, channel: str, msg: Message) -> JSONDict:
+        subshell_id = msg.content.get("subshell_id")
+        if not isinstance(subshell_id, str):
+            return _bad_request("delete_subshell_request content 'subshell_id' must be a string")
+        if not self.transport.delete_subshell(subshell_id):
+            return _error_reply("SubshellNotFound", f"no subshell with id {subshell_id!r}")
+        return {"status": "ok"}
+
+    def _list_subshell(self, channel: str, msg: Message) -> JSONDict:
+        return {"status": "ok", "subshell_id": self.transport.list_subshells()}
 
 
 class StdinNotImplementedError(RuntimeError):
@@ -554,7 +695,78 @@ def _cursor(content: JSONDict, code: str) -> int:
 
 
 def _bad_request(reason: str) -> JSONDict:
-    return {"status": "error", "ename": "BadRequest", "evalue": reason, "traceback": [reason]}
+    return _error_reply("BadRequest", reason)
+
+
+def _error_reply(ename: str, evalue: str) -> JSONDict:
+    return {"status": "error", "ename": ename, "evalue": evalue, "traceback": [evalue]}
+
+
+def _is_silent(msg: Message | None) -> bool:
+    return msg is not None and msg.msg_type == "execute_request" and (
+        msg.content.get("silent") is True
+    )
+
+
+# kernel_info_reply fields and their JSON types (messaging spec, "Kernel info").
+_INFO_TYPES: dict[str, tuple[type, ...]] = {
+    "protocol_version": (str,),
+    "implementation": (str,),
+    "implementation_version": (str,),
+    "language_info": (dict,),
+    "banner": (str,),
+    "help_links": (list,),
+    "debugger": (bool,),
+    "supported_features": (list,),
+}
+_INFO_REQUIRED = ("protocol_version", "implementation", "implementation_version",
+                  "language_info", "banner")
+_LANGUAGE_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "version": (str,),
+    "mimetype": (str,),
+    "file_extension": (str,),
+    "pygments_lexer": (str,),
+    "codemirror_mode": (str, dict),
+    "nbconvert_exporter": (str,),
+}
+
+
+def kernel_info_problems(info: JSONDict) -> list[str]:
+    """What in a kernel_info_reply's content does not have the spec's type ([] if all does)."""
+    problems = [f"{key} is missing" for key in _INFO_REQUIRED if key not in info]
+    problems += _type_problems(info, _INFO_TYPES, "")
+    language_info = info.get("language_info")
+    if isinstance(language_info, dict):
+        problems += [
+            f"language_info.{key} is missing"
+            for key in ("name", "version")
+            if key not in language_info
+        ]
+        problems += _type_problems(language_info, _LANGUAGE_TYPES, "language_info.")
+    for i, link in enumerate(info.get("help_links") or []):
+        if not (
+            isinstance(link, dict)
+            and isinstance(link.get("text"), str)
+            and isinstance(link.get("url"), str)
+        ):
+            problems.append(f"help_links[{i}] is not an object with text and url strings")
+    features = info.get("supported_features")
+    if isinstance(features, list) and not all(isinstance(f, str) for f in features):
+        problems.append("supported_features must list strings")
+    return problems
+
+
+def _type_problems(obj: JSONDict, types: dict[str, tuple[type, ...]], prefix: str) -> list[str]:
+    out = []
+    for key, allowed in types.items():
+        if key in obj and not isinstance(obj[key], allowed):
+            names = " or ".join(_JSON_NAMES[t] for t in allowed)
+            out.append(f"{prefix}{key} must be {names}, not {type(obj[key]).__name__}")
+    return out
+
+
+_JSON_NAMES = {str: "a string", dict: "an object", list: "an array", bool: "a boolean"}
 
 
 def _log_unknown(msg_type: str, channel: str) -> None:

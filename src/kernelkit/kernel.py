@@ -47,6 +47,14 @@ class Kernel:
     banner: str = ""
     help_links: list[JSONDict] = []
 
+    # Subshells (JEP 91) are advertised and served for every kernel: kernelkit's own
+    # messages (kernel_info, comms) run on them at once. A request that calls one of
+    # your hooks waits until no other hook runs, unless you set concurrent_hooks: then
+    # hooks run at the same time on several threads (subshells, control), which only
+    # a kernel written for it can take. supports_subshells = False hides subshells.
+    supports_subshells: bool = True
+    concurrent_hooks: bool = False
+
     iopub_socket: Channel = IOPUB
     stdin_socket: Channel = Channel("stdin")
     shell_socket: Channel = Channel("shell")

@@ -1,14 +1,20 @@
-"""Sockets and threads: where bytes arrive and leave, and nothing about what they mean.
+"""Binding the five channels and running their threads; nothing about what messages mean.
 
 Threads and who owns what:
 
-* the **main thread** owns shell and stdin and runs every shell request, so that
-  SIGINT (which Python delivers to the main thread only) interrupts the running hook;
+* the **main thread** runs the main shell's requests (taken from the shell channel's
+  queue), so that SIGINT, which Python delivers to the main thread only, interrupts
+  the running hook;
+* the **shell reader thread** (``shell.ShellChannel``) reads the shell socket and
+  routes requests to the main shell or a child subshell; each child subshell runs on
+  a thread of its own;
 * the **control thread** owns the control socket, answers there while shell is busy,
-  turns IOPub subscriptions into ``iopub_welcome`` (protocol 5.5) and watches the parent;
+  turns IOPub subscriptions into ``iopub_welcome`` (protocol 5.5), reads the signal
+  wake-up pipe (interrupts reach subshells from here) and watches the parent;
 * the **heartbeat thread** echoes in libzmq's C proxy on its own context, so it keeps
   answering while Python code holds the GIL;
-* IOPub is written by both main and control threads, serialised by a lock.
+* IOPub (``iopub.IOPub``), shell sends and the stdin conversation
+  (``stdin.StdinChannel``) are used from several threads, each behind its own lock.
 """
 
 from __future__ import annotations
@@ -19,13 +25,16 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import zmq
 
 from .connection import ConnectionInfo
+from .interrupts import IDLE, Gate, Guard, OnInterrupt, ThreadGate
+from .iopub import IOPub
+from .shell import Handler, ShellChannel, send_frames
+from .stdin import StdinChannel
 from .wire import JSONDict, Message, ProtocolError, Session
 
 if TYPE_CHECKING:
@@ -45,12 +54,6 @@ CHASE_TRIES = 60
 HANDLED_JUST_NOW_S = 0.005
 
 
-class Handler(Protocol):
-    """What the server hands each authentic message to (the dispatcher)."""
-
-    def handle(self, channel: str, msg: Message) -> None: ...
-
-
 def _logger() -> logging.Logger:
     # logging costs a few ms to import: only pay when there is something to say.
     from .logs import logger
@@ -60,67 +63,6 @@ def _logger() -> logging.Logger:
 
 class _Terminate(BaseException):
     """Raised by the SIGTERM handler to unwind the main thread to a clean exit."""
-
-
-# pyzmq's Socket.send_multipart costs several times what libzmq does per frame (flag
-# enums, argument handling); the backend's send is the same call without the wrapper.
-_raw_send = zmq.backend.Socket.send
-_SNDMORE = int(zmq.SNDMORE)
-
-
-def send_frames(sock: zmq.Socket[bytes], frames: list[bytes]) -> None:
-    """Send one multipart message (copying small frames, as send_multipart does)."""
-    last = len(frames) - 1
-    for i, frame in enumerate(frames):
-        _raw_send(sock, frame, _SNDMORE if i < last else 0)
-
-
-class IOPub:
-    """The IOPub XPUB socket, safe to use from several threads."""
-
-    def __init__(self, socket: zmq.Socket[bytes], session: Session) -> None:
-        self.socket = socket
-        self.session = session
-        self.lock = threading.Lock()
-        self.subscribed = threading.Event()  # set once any client has subscribed
-
-    def send(self, frames: list[bytes]) -> None:
-        with self.lock:
-            send_frames(self.socket, frames)
-            # A send may consume the wake-up of a pending subscription that the control
-            # thread polls for. Until the first client has subscribed, look right away
-            # (the first execute waits for it); later ones the control thread's
-            # periodic look catches.
-            if not self.subscribed.is_set() and self._readable():
-                self._welcome_locked()
-
-    def welcome(self) -> None:
-        with self.lock:
-            if self._readable():
-                self._welcome_locked()
-
-    def _readable(self) -> bool:
-        return bool(int(self.socket.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
-
-    def _welcome_locked(self) -> None:
-        while True:
-            try:
-                event = self.socket.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            if event[:1] != b"\x01":  # first byte 1 = subscribe, 0 = unsubscribe
-                continue  # an unsubscription
-            topic = event[1:]
-            try:
-                subscription = topic.decode("utf-8")
-            except UnicodeDecodeError:
-                continue
-            self.subscribed.set()
-            ids = [topic] if topic else []
-            frames = self.session.serialize(
-                "iopub_welcome", {"subscription": subscription}, identities=ids
-            )
-            send_frames(self.socket, frames)
 
 
 class Server:
@@ -137,13 +79,12 @@ class Server:
         self._running = False
         self._done = threading.Event()
         self._main_ident = threading.main_thread().ident
-        # Interrupt state, touched by the SIGINT handler on the main thread.
-        self._interruptible = False
-        self._on_interrupt: Callable[[FrameType | None], bool] | None = None
-        self._sending = False
-        self._pending_interrupt = False
-        self._sigint_runs = 0  # how often the Python-level SIGINT handler has run
-        self._chase = 0  # re-sends left for a SIGINT not yet acted on (see _chase_interrupt)
+        self.main_gate = Gate(self._main_ident)
+        self._no_gate = _NoGate()
+        self._thread_gate = threading.local()  # .gate: a subshell thread's own gate
+        # SIGINT bookkeeping for the chase (see _chase_interrupt); the handler writes it.
+        self._sigint_runs = 0
+        self._chase = 0
         self._chase_seen = 0
         self._chase_next = 0.0
         self._sigint_last_run = 0.0
@@ -154,30 +95,28 @@ class Server:
 
     def _bind(self) -> None:
         ctx = self._ctx
-        self.shell = ctx.socket(zmq.ROUTER)
+        shell = ctx.socket(zmq.ROUTER)
         self.control = ctx.socket(zmq.ROUTER)
-        self.stdin = ctx.socket(zmq.ROUTER)
+        stdin = ctx.socket(zmq.ROUTER)
         iopub = ctx.socket(zmq.XPUB)
         iopub.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.hb = self._hb_ctx.socket(zmq.ROUTER)
         self.hb.linger = 0
-        for sock in (self.shell, self.control, self.stdin):
+        for sock in (shell, self.control, stdin):
             sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
         for channel, sock in (
-            ("shell", self.shell),
+            ("shell", shell),
             ("iopub", iopub),
-            ("stdin", self.stdin),
+            ("stdin", stdin),
             ("control", self.control),
             ("hb", self.hb),
         ):
             self._bind_one(channel, sock)
         self.iopub = IOPub(iopub, self.session)
-        # Wakes the main loop (shutdown) and the control loop (exit) from other threads.
-        self._wake_main_rx = ctx.socket(zmq.PAIR)
-        self._wake_main_rx.bind("inproc://kernelkit-wake-main")
-        self._wake_main_tx = ctx.socket(zmq.PAIR)
-        self._wake_main_tx.connect("inproc://kernelkit-wake-main")
-        self._wake_main_lock = threading.Lock()
+        self.shell = ShellChannel(shell, self.session, _logger)
+        self.stdin = StdinChannel(stdin, self.session, lambda: self._running,
+                                  lambda text: _logger().warning("%s", text))
+        # Wakes the control loop (exit) from other threads.
         self._wake_control_rx = ctx.socket(zmq.PAIR)
         self._wake_control_rx.bind("inproc://kernelkit-wake-control")
         self._wake_control_tx = ctx.socket(zmq.PAIR)
@@ -231,8 +170,9 @@ class Server:
         threading.Thread(target=self._heartbeat, name="kernelkit-heartbeat", daemon=True).start()
         control = threading.Thread(target=self._control_loop, name="kernelkit-control", daemon=True)
         control.start()
+        self.shell.start(handler)
         try:
-            self._shell_loop()
+            self._main_shell()
         except _Terminate:
             _logger().info("SIGTERM: exiting")
         finally:
@@ -247,29 +187,29 @@ class Server:
             self._done.set()
         return self.exit_code
 
-    def _shell_loop(self) -> None:
-        poller = zmq.Poller()
-        poller.register(self.shell, zmq.POLLIN)
-        poller.register(self._wake_main_rx, zmq.POLLIN)
-        shell = self.shell
+    def _main_shell(self) -> None:
+        """The main shell: requests without a subshell_id, one at a time, on this thread."""
+        take = self.shell.main.get
+        deliver = self._deliver
         while self._running:
             try:
-                events = dict(poller.poll())
+                msg = take()
             except KeyboardInterrupt:
                 continue  # SIGINT while idle is harmless
-            if self._wake_main_rx in events:
-                self._wake_main_rx.recv()
-                continue
-            while self._running:
-                try:
-                    frames = shell.recv_multipart(zmq.NOBLOCK, copy=True)
-                except zmq.Again:
-                    break
-                except KeyboardInterrupt:
-                    continue
-                self._deliver("shell", frames)
+            if msg is None:
+                continue  # a wake-up: look at _running again
+            deliver("shell", msg)
 
-    def _deliver(self, channel: str, frames: list[bytes]) -> None:
+    def _deliver(self, channel: str, msg: Message) -> None:
+        assert self.handler is not None
+        try:
+            self.handler.handle(channel, msg)
+        except KeyboardInterrupt:
+            _logger().warning("interrupt arrived between requests; ignored")
+        except Exception:
+            _logger().exception("internal error handling %s on %s", msg.msg_type, channel)
+
+    def _deliver_frames(self, channel: str, frames: list[bytes]) -> None:
         try:
             msg = self.session.deserialize(frames)
         except ProtocolError as exc:
@@ -278,13 +218,7 @@ class Server:
         except Exception:  # no message, however odd, may end the loop that serves a channel
             _logger().exception("dropped a message on %s that could not be parsed", channel)
             return
-        assert self.handler is not None
-        try:
-            self.handler.handle(channel, msg)
-        except KeyboardInterrupt:
-            _logger().warning("interrupt arrived between requests; ignored")
-        except Exception:
-            _logger().exception("internal error handling %s on %s", msg.msg_type, channel)
+        self._deliver(channel, msg)
 
     def _control_loop(self) -> None:
         poller = zmq.Poller()
@@ -312,7 +246,7 @@ class Server:
                             frames = self.control.recv_multipart(zmq.NOBLOCK)
                         except zmq.Again:
                             break
-                        self._deliver("control", frames)
+                        self._deliver_frames("control", frames)
                 if wake_rx in events:
                     wake_rx.recv()
                 if self._signal_rx in events:
@@ -334,9 +268,7 @@ class Server:
         self._running = False
         if threading.get_ident() == self._main_ident:
             return
-        with self._wake_main_lock:
-            if not self._wake_main_tx.closed:
-                self._wake_main_tx.send(b"")
+        self.shell.main.put(None)
         threading.Thread(target=self._force_exit, name="kernelkit-exit", daemon=True).start()
 
     def _force_exit(self) -> None:
@@ -358,12 +290,10 @@ class Server:
         os._exit(exit_code)
 
     def _close(self, term: bool) -> None:
-        for sock in (self.shell, self.stdin, self._wake_main_rx, self._wake_control_tx):
-            sock.close()
-        with self._wake_main_lock:
-            self._wake_main_tx.close()
-        with self.iopub.lock:
-            self.iopub.socket.close()
+        self.shell.close()
+        self.stdin.close()
+        self._wake_control_tx.close()
+        self.iopub.close()
         # term() waits (up to LINGER_MS) until queued replies and statuses are sent.
         if term:
             self._ctx.term()
@@ -384,8 +314,8 @@ class Server:
     ) -> JSONDict:
         """Send one message: a reply on shell/control to the parent's sender, or an IOPub publish.
 
-        Returns the header sent. Sending is never cut in half by an interrupt: a
-        SIGINT that arrives meanwhile is raised once the frames are out.
+        Returns the header sent. Sending is never cut in half by an interrupt: one
+        that arrives meanwhile is raised once the frames are out (interrupts.Gate).
         """
         header = self.session.header(msg_type)
         parent_header = (parent.raw_header or parent.header) if parent is not None else None
@@ -396,84 +326,78 @@ class Server:
         frames = self.session.serialize(
             msg_type, content, parent_header, metadata, ids, buffers, header=header
         )
-        self._send_frames(channel, frames)
-        return header
-
-    def _send_frames(self, channel: str, frames: list[bytes]) -> None:
-        on_main = threading.get_ident() == self._main_ident
-        if on_main:
-            self._sending = True
+        gate = self.gate()
+        gate.begin_send()
         try:
             if channel == "iopub":
                 self.iopub.send(frames)
             elif channel == "shell":
-                send_frames(self.shell, frames)
+                self.shell.send(frames)
             elif channel == "control":
                 send_frames(self.control, frames)
-            elif channel == "stdin":
-                send_frames(self.stdin, frames)
             else:
-                raise ValueError(f"unknown channel {channel!r}")
+                raise ValueError(f"cannot send {msg_type} on channel {channel!r}")
         finally:
-            if on_main:
-                self._sending = False
-        if on_main and self._pending_interrupt and self._interruptible:
-            self._pending_interrupt = False
-            raise KeyboardInterrupt
+            gate.end_send()
+        return header
 
     def wait_for_subscriber(self, timeout: float) -> bool:
         """Wait until some client has subscribed to IOPub (True), or timeout (False)."""
         return self.iopub.subscribed.wait(timeout)
 
     def queued(self, channel: str = "shell") -> list[Message]:
-        """Messages already waiting on a channel (for aborting them after an error)."""
-        assert channel == "shell", "only the main thread's shell queue can be drained"
-        out: list[Message] = []
-        while True:
-            try:
-                frames = self.shell.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return out
-            try:
-                out.append(self.session.deserialize(frames))
-            except ProtocolError as exc:
-                _logger().warning("dropped a malformed message on shell: %s", exc)
+        """Requests waiting in the calling thread's shell queue (to abort after an error)."""
+        assert channel == "shell", "only shell queues can be drained"
+        return self.shell.queued()
 
     def request_input(self, parent: Message, prompt: str, password: bool) -> str:
         """Ask the client that sent ``parent`` for a line of input over stdin and wait for it."""
-        # Replies to earlier, abandoned requests must not answer this one.
-        while True:
-            try:
-                self.stdin.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                break
-        header = self.send(
-            "stdin", "input_request", {"prompt": prompt, "password": password}, parent
-        )
-        poller = zmq.Poller()
-        poller.register(self.stdin, zmq.POLLIN)
-        while True:
-            if not poller.poll(1000):
-                if not self._running:
-                    raise EOFError("kernel is shutting down")
-                continue
-            frames = self.stdin.recv_multipart()
-            try:
-                reply = self.session.deserialize(frames)
-            except ProtocolError as exc:
-                _logger().warning("dropped a malformed message on stdin: %s", exc)
-                continue
-            if reply.msg_type != "input_reply":
-                _logger().warning("unexpected %s on stdin; ignored", reply.msg_type)
-                continue
-            if reply.parent_header.get("msg_id") not in (None, header["msg_id"]):
-                continue
-            value = reply.content.get("value", "")
-            if not isinstance(value, str):
-                raise ValueError("input_reply value is not a string")
-            return value
+        return self.stdin.request_input(parent, prompt, password)
+
+    # -- subshells -------------------------------------------------------------------
+
+    def create_subshell(self) -> str:
+        return self.shell.create(on_start=self._register_gate)
+
+    def _register_gate(self, gate: ThreadGate) -> None:
+        self._thread_gate.gate = gate
+
+    def delete_subshell(self, subshell_id: str) -> bool:
+        sub = self.shell.delete(subshell_id)
+        if sub is None:
+            return False
+        if sub.gate is not None:
+            sub.gate.interrupt()  # a busy subshell ends its request, then its thread
+        return True
+
+    def list_subshells(self) -> list[str]:
+        return self.shell.ids()
 
     # -- interrupts --------------------------------------------------------------
+
+    def gate(self) -> Gate:
+        """The calling thread's interrupt gate (one that nothing interrupts, off subshells)."""
+        if threading.get_ident() == self._main_ident:
+            return self.main_gate
+        gate: Gate = getattr(self._thread_gate, "gate", self._no_gate)
+        return gate
+
+    def interruptible(self, on_interrupt: OnInterrupt | None = None) -> Guard:
+        """Run a block (a kernel hook) that SIGINT or interrupt_request may cut short.
+
+        By default an interrupt raises KeyboardInterrupt wherever the hook is.
+        ``on_interrupt(frame)`` may handle it instead (returning True), for code such
+        as an event loop that must not be cut at an arbitrary point.
+        """
+        return self.gate()(on_interrupt)
+
+    def interrupt(self) -> None:
+        """Interrupt as SIGINT would (interrupt_mode "message"): every running hook.
+
+        The signal's byte on the wake-up pipe makes the control thread pass it on to
+        the subshells (_signals_arrived), exactly as for a SIGINT from outside.
+        """
+        self.main_gate.interrupt()
 
     def _install_signal_handlers(self) -> None:
         if threading.get_ident() != self._main_ident:
@@ -492,12 +416,17 @@ class Server:
             data = os.read(self._signal_rx, 512)
         except OSError:
             return
-        # The handler runs on the main thread, usually just before or just after this
-        # read; if it has not run lately, this SIGINT may be waiting on a blocked thread.
-        recently = time.monotonic() - self._sigint_last_run < HANDLED_JUST_NOW_S
-        if signal.SIGINT in data and not recently:
-            self._chase, self._chase_seen = CHASE_TRIES, self._sigint_runs
-            self._chase_next = time.monotonic() + CHASE_INTERVAL_S
+        if signal.SIGINT in data:
+            # Interrupts are for the whole kernel (JEP 91): subshells' hooks too.
+            for gate in self.shell.gates():
+                gate.interrupt()
+            # The handler runs on the main thread, usually just before or just after
+            # this read; if it has not run lately, this SIGINT may be waiting on a
+            # blocked thread.
+            recently = time.monotonic() - self._sigint_last_run < HANDLED_JUST_NOW_S
+            if not recently:
+                self._chase, self._chase_seen = CHASE_TRIES, self._sigint_runs
+                self._chase_next = time.monotonic() + CHASE_INTERVAL_S
         if signal.SIGTERM in data:
             # The main thread's handler may not run soon (the same race as SIGINT's,
             # with the thread about to block in poll): stop from here as well.
@@ -512,7 +441,7 @@ class Server:
         still running and the handler has not run, send it again: this time it
         finds the thread inside the call and wakes it.
         """
-        if self._sigint_runs != self._chase_seen or not self._interruptible:
+        if self._sigint_runs != self._chase_seen or not self.main_gate.armed:
             self._chase = 0
             return
         if time.monotonic() < self._chase_next:
@@ -524,81 +453,30 @@ class Server:
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
         self._sigint_runs += 1
         self._sigint_last_run = time.monotonic()
-        if not self._interruptible:
-            return  # SIGINT while idle (or between requests) is harmless
-        code = frame.f_code if frame is not None else None
-        if code is _ENTER_CODE:
-            # Entering the block: it raises this itself once its state is set.
-            self._pending_interrupt = True
-            return
-        if code is _EXIT_CODE:
-            # Leaving the block: its work is done, and raising here would skip the
-            # restore of the state that tells the handler it is idle again.
-            return
-        if self._on_interrupt is not None and self._on_interrupt(frame):
-            return
-        if self._sending:
-            self._pending_interrupt = True
-            return
-        raise KeyboardInterrupt
+        self.main_gate.on_sigint(frame)
 
     def _on_sigterm(self, signum: int, frame: object) -> None:
         self._running = False
         raise _Terminate
 
-    def interruptible(
-        self, on_interrupt: Callable[[FrameType | None], bool] | None = None
-    ) -> _Interruptible:
-        """Run a block (a kernel hook) that SIGINT or interrupt_request may cut short.
 
-        By default an interrupt raises KeyboardInterrupt wherever the main thread
-        is. ``on_interrupt(frame)`` may handle it instead (returning True), for code
-        such as an event loop that must not be cut at an arbitrary point.
-        """
-        return _Interruptible(self, on_interrupt)
+class _NoGate(Gate):
+    """The gate of threads whose hooks nothing interrupts (the control thread)."""
+
+    def enter(self, on_interrupt: OnInterrupt | None) -> tuple[str, OnInterrupt | None]:
+        return (IDLE, None)
+
+    def leave(self, saved: tuple[str, OnInterrupt | None]) -> None:
+        return None
+
+    def begin_send(self) -> None:
+        return None
+
+    def end_send(self) -> None:
+        return None
 
     def interrupt(self) -> None:
-        """Interrupt the main thread as SIGINT would (interrupt_mode "message")."""
-        if self._main_ident is not None:
-            signal.pthread_kill(self._main_ident, signal.SIGINT)
-
-
-class _Interruptible:
-    """The context manager behind Server.interruptible.
-
-    A class, not a generator: the SIGINT handler recognises its two methods by
-    their code objects and never raises inside them, so the interrupt state is
-    always restored (see Server._on_sigint).
-    """
-
-    __slots__ = ("_on_interrupt", "_saved", "_server")
-
-    def __init__(
-        self, server: Server, on_interrupt: Callable[[FrameType | None], bool] | None
-    ) -> None:
-        self._server = server
-        self._on_interrupt = on_interrupt
-        self._saved: tuple[bool, Callable[[FrameType | None], bool] | None] = (False, None)
-
-    def __enter__(self) -> None:
-        server = self._server
-        self._saved = (server._interruptible, server._on_interrupt)
-        server._pending_interrupt = False
-        server._on_interrupt = self._on_interrupt
-        server._interruptible = True
-        # Nothing after this check lets a signal handler run in this frame.
-        if server._pending_interrupt:
-            server._pending_interrupt = False
-            raise KeyboardInterrupt
-
-    def __exit__(self, *exc_info: object) -> None:
-        server = self._server
-        server._interruptible, server._on_interrupt = self._saved
-        server._pending_interrupt = False
-
-
-_ENTER_CODE = _Interruptible.__enter__.__code__
-_EXIT_CODE = _Interruptible.__exit__.__code__
+        return None
 
 
 class _ParentWatch:

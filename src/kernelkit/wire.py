@@ -282,3 +282,8 @@ def _new_id() -> str:
 def new_key() -> bytes:
     """A fresh signing key, as jupyter_client makes them (a UUID's text)."""
     return _new_id().encode("ascii")
+
+
+def welcome_content(subscription: str) -> JSONDict:
+    """``iopub_welcome`` content (protocol 5.5): the subscription it answers."""
+    return {"subscription": subscription}

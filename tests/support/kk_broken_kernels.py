@@ -119,12 +119,6 @@ class FlatHistoryKernel(CommandKernel):
         return {"status": "ok", "history": ["print hello"]}
 
 
-class NamelessLanguageKernel(CommandKernel):
-    """language_info has no name."""
-
-    language_info = {"mimetype": "text/plain"}
-
-
 class OldProtocolKernel(CommandKernel):
     """Claims protocol 4.1 in kernel_info_reply."""
 
@@ -155,7 +149,6 @@ DEFECTS: dict[str, tuple[str, str]] = {
     "MaybeCompleteKernel": ("introspection.is_complete", "'status' is 'maybe'"),
     "FoundYesKernel": ("introspection.inspect", "'found' is a string"),
     "FlatHistoryKernel": ("introspection.history", "not a 3-item list"),
-    "NamelessLanguageKernel": ("kernel_info.shell", "'language_info' 'name' is missing"),
     "OldProtocolKernel": ("kernel_info.protocol_version", "protocol 4.1 is not 5.x"),
     "FalseDebuggerKernel": ("kernel_info.supported_features", "'debugger' is claimed"),
 }

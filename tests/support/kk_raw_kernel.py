@@ -2,6 +2,7 @@
 
     python kk_raw_kernel.py -f CONNECTION_FILE [--no-verify] [--no-replay-guard] [--no-idle]
                             [--no-heartbeat] [--ignore-shutdown] [--claim VERSION]
+                            [--nameless]
 
 Without flags it signs and checks messages (and refuses replays) the way the
 spec asks, so that tests/test_check.py can show each flag's defect being caught
@@ -93,7 +94,8 @@ class RawKernel:
             self.send(sock, "kernel_info_reply", {
                 "status": "ok", "protocol_version": self.args.claim,
                 "implementation": "raw", "implementation_version": "0.1",
-                "language_info": {"name": "commands"}, "banner": "raw test kernel",
+                "language_info": {} if self.args.nameless else {"name": "commands"},
+                "banner": "raw test kernel",
             }, header, ids)
         elif msg_type == "execute_request":
             self.execute(sock, ids, msg)
@@ -162,6 +164,7 @@ def main() -> None:
     parser.add_argument("--no-heartbeat", action="store_true")
     parser.add_argument("--ignore-shutdown", action="store_true")
     parser.add_argument("--claim", default="5.3", help="protocol_version to claim")
+    parser.add_argument("--nameless", action="store_true", help="no language_info.name")
     kernel = RawKernel(parser.parse_args())
     kernel.serve()
     # Flush the shutdown reply before leaving: os._exit skips libzmq's linger.

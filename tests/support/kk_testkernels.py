@@ -78,6 +78,12 @@ class CommandKernel(Kernel):
                 "cursor_start": start, "cursor_end": cursor_pos, "metadata": {}}
 
 
+class ConcurrentKernel(CommandKernel):
+    """The command kernel, declaring that its hooks may run at the same time (subshells)."""
+
+    concurrent_hooks = True
+
+
 class AsyncKernel(CommandKernel):
     """The same commands behind an ``async def`` hook, with a newer keyword argument."""
 

@@ -45,6 +45,9 @@ class BackendStartError(RuntimeError):
 class BridgeKernel(Kernel):
     """Forwards each hook to a backend speaking docs/bridge-protocol.md on stdio."""
 
+    # The backend answers one request at a time.
+    supports_subshells = False
+
     def __init__(self, argv: list[str], init_timeout: float = INIT_TIMEOUT, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not argv:

@@ -1,0 +1,281 @@
+"""The shell channel: one reader thread, a queue per subshell, sends from any thread.
+
+Subshells (JEP 91) need shell requests read while the main shell runs a long cell,
+so no thread that runs hooks may own the socket's reading. Ownership:
+
+* the **reader thread** receives, authenticates and routes every message by
+  ``header.subshell_id`` to its subshell's queue (the main shell's is ``None``);
+* the **main thread** takes the main shell's queue; each **child subshell** has a
+  thread and a queue of its own, made by ``create`` and ended by ``delete``;
+* any of them sends a reply. The socket is guarded by ``lock``: the reader never
+  blocks in ``zmq_poll`` on the socket (that would touch it without the lock) but
+  polls its file descriptor, which only says "look at me"; a send may consume that
+  notice, so the sender looks itself and wakes the reader if input is waiting.
+
+This module knows nothing of what messages mean: the handler answers unknown
+subshell ids and requests left in a deleted subshell's queue (``Handler.reject``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import select
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Protocol
+
+import zmq
+
+from .interrupts import Gate, ThreadGate
+from .wire import Message, ProtocolError, Session
+
+# The reader looks at the socket at least this often even without a wake-up (s): a
+# safety net only, as every path that can hide input wakes it.
+READER_POLL_S = 1.0
+
+_raw_send = zmq.backend.Socket.send
+_SNDMORE = int(zmq.SNDMORE)
+_POLLIN = int(zmq.POLLIN)
+
+
+def send_frames(sock: zmq.Socket[bytes], frames: list[bytes]) -> None:
+    """Send one multipart message (copying small frames, as send_multipart does).
+
+    pyzmq's Socket.send_multipart costs several times what libzmq does per frame
+    (flag enums, argument handling); the backend's send is the same call without it.
+    """
+    last = len(frames) - 1
+    for i, frame in enumerate(frames):
+        _raw_send(sock, frame, _SNDMORE if i < last else 0)
+
+
+class Handler(Protocol):
+    """What the transport hands each authentic message to (the dispatcher)."""
+
+    def handle(self, channel: str, msg: Message) -> None: ...
+
+    def reject(self, channel: str, msg: Message, ename: str, evalue: str) -> None: ...
+
+
+class Subshell:
+    """A child subshell: its id, queue, thread and interrupt gate."""
+
+    def __init__(self, subshell_id: str) -> None:
+        self.id = subshell_id
+        self.queue: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
+        self.deleted = False
+        self.gate: ThreadGate | None = None  # set by its thread when it starts
+        self.thread: threading.Thread | None = None
+
+
+class ShellChannel:
+    """Reads the shell socket on its own thread and routes requests to subshell queues."""
+
+    def __init__(
+        self,
+        sock: zmq.Socket[bytes],
+        session: Session,
+        log: Callable[[], object],
+    ) -> None:
+        self.sock = sock
+        self.session = session
+        self.lock = threading.Lock()  # owns the socket for whoever holds it
+        self.main: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
+        self.handler: Handler | None = None
+        self._subshells: dict[str, Subshell] = {}  # written by control, read by the reader
+        self._subshells_lock = threading.Lock()
+        self._running = True
+        self._wake_rx, self._wake_tx = os.pipe()
+        os.set_blocking(self._wake_rx, False)
+        os.set_blocking(self._wake_tx, False)
+        self._reader: threading.Thread | None = None
+        self._local = threading.local()  # .queue: the subshell queue a child thread serves
+        self._log = log
+
+    # -- the reader ----------------------------------------------------------------
+
+    def start(self, handler: Handler) -> None:
+        self.handler = handler
+        self._reader = threading.Thread(target=self._read, name="kernelkit-shell", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        poller = select.poll()
+        fd = self.sock.getsockopt(zmq.FD)
+        assert isinstance(fd, int)
+        poller.register(fd, select.POLLIN)
+        poller.register(self._wake_rx, select.POLLIN)
+        sock = self.sock
+        while self._running:
+            batch: list[list[bytes]] = []
+            with self.lock:
+                if sock.closed:
+                    return
+                while int(sock.getsockopt(zmq.EVENTS)) & _POLLIN:
+                    try:
+                        batch.append(sock.recv_multipart(zmq.NOBLOCK))
+                    except zmq.Again:
+                        break
+            for frames in batch:
+                self._route(frames)
+            if not batch:
+                poller.poll(int(READER_POLL_S * 1000))
+                with contextlib.suppress(OSError):
+                    os.read(self._wake_rx, 4096)
+
+    def _route(self, frames: list[bytes]) -> None:
+        try:
+            msg = self.session.deserialize(frames)
+        except ProtocolError as exc:
+            _warn(self._log, f"dropped a malformed message on shell: {exc}")
+            return
+        except Exception as exc:  # nothing a client sends may end the reader
+            _warn(self._log, f"dropped a message on shell that could not be parsed: {exc!r}")
+            return
+        target = msg.header.get("subshell_id")
+        if target is None:
+            self.main.put(msg)
+            return
+        sub = self._subshells.get(target) if isinstance(target, str) else None
+        if sub is None:
+            assert self.handler is not None
+            try:
+                self.handler.reject("shell", msg, "SubshellNotFound",
+                                    f"no subshell with id {target!r}")
+            except Exception as exc:
+                _warn(self._log, f"could not answer a request for unknown subshell: {exc!r}")
+            return
+        sub.queue.put(msg)
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):  # a full pipe already means "wake up"
+            os.write(self._wake_tx, b"x")
+
+    # -- sending -------------------------------------------------------------------
+
+    def send(self, frames: list[bytes]) -> None:
+        with self.lock:
+            send_frames(self.sock, frames)
+            # The send may have consumed the socket's read notice: look for the reader.
+            if int(self.sock.getsockopt(zmq.EVENTS)) & _POLLIN:
+                self.wake()
+
+    # -- queues ----------------------------------------------------------------------
+
+    def queued(self) -> list[Message]:
+        """Requests waiting in the calling thread's subshell queue (for stop_on_error)."""
+        q = self._queue_of_caller()
+        out: list[Message] = []
+        while True:
+            try:
+                msg = q.get_nowait()
+            except queue.Empty:
+                return out
+            if msg is None:  # a stop marker: leave it for the loop that waits for it
+                q.put(None)
+                return out
+            out.append(msg)
+
+    def _queue_of_caller(self) -> queue.SimpleQueue[Message | None]:
+        q: queue.SimpleQueue[Message | None] = getattr(self._local, "queue", self.main)
+        return q
+
+    # -- subshells -------------------------------------------------------------------
+
+    def create(self, on_start: Callable[[ThreadGate], None] | None = None) -> str:
+        sub = Subshell(str(uuid.uuid4()))
+        started = threading.Event()
+
+        def run() -> None:
+            sub.gate = ThreadGate()
+            self._local.queue = sub.queue
+            if on_start is not None:
+                on_start(sub.gate)
+            started.set()
+            self._serve_subshell(sub)
+
+        sub.thread = threading.Thread(target=run, name=f"kernelkit-subshell-{sub.id[:8]}",
+                                      daemon=True)
+        with self._subshells_lock:
+            self._subshells[sub.id] = sub
+        sub.thread.start()
+        started.wait()
+        return sub.id
+
+    def delete(self, subshell_id: str) -> Subshell | None:
+        """Remove a subshell: new requests for it are refused; its thread ends after its
+        current request, and requests still queued are answered with an error."""
+        with self._subshells_lock:
+            sub = self._subshells.pop(subshell_id, None)
+        if sub is not None:
+            sub.deleted = True
+            sub.queue.put(None)
+        return sub
+
+    def ids(self) -> list[str]:
+        with self._subshells_lock:
+            return list(self._subshells)
+
+    def subshells(self) -> list[Subshell]:
+        with self._subshells_lock:
+            return list(self._subshells.values())
+
+    def _serve_subshell(self, sub: Subshell) -> None:
+        handler = self.handler
+        assert handler is not None and sub.gate is not None
+        while True:
+            msg = sub.queue.get()
+            if msg is None:
+                if sub.deleted or not self._running:
+                    break
+                continue
+            if sub.deleted:  # queued before the deletion: answered, not run
+                self._reject_deleted(sub, msg)
+                continue
+            try:
+                handler.handle("shell", msg)
+            except BaseException as exc:  # the thread must live on to answer the next one
+                _warn(self._log, f"internal error on subshell {sub.id}: {exc!r}")
+            sub.gate.settle()
+        while True:
+            try:
+                msg = sub.queue.get_nowait()
+            except queue.Empty:
+                return
+            if msg is not None:
+                self._reject_deleted(sub, msg)
+
+    def _reject_deleted(self, sub: Subshell, msg: Message) -> None:
+        assert self.handler is not None
+        try:
+            self.handler.reject("shell", msg, "SubshellDeleted", f"subshell {sub.id} was deleted")
+        except Exception as exc:
+            _warn(self._log, f"could not answer a request for deleted subshell: {exc!r}")
+
+    def close(self) -> None:
+        """Stop the reader and the subshell threads (their current hooks run on)."""
+        self._running = False
+        self.wake()
+        self.main.put(None)
+        for sub in self.subshells():
+            sub.queue.put(None)
+        if self._reader is not None:
+            self._reader.join(2 * READER_POLL_S)
+        with self.lock:
+            self.sock.close()
+        for fd in (self._wake_rx, self._wake_tx):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def gates(self) -> list[Gate]:
+        return [sub.gate for sub in self.subshells() if sub.gate is not None]
+
+
+def _warn(log: Callable[[], object], text: str) -> None:
+    logger = log()
+    warning = getattr(logger, "warning", None)
+    if callable(warning):
+        warning("%s", text)
