@@ -136,6 +136,22 @@ def test_deno_echo_bridge_passes_every_check_it_has_samples_for() -> None:
                   "lifecycle.restart", "lifecycle.shutdown")
 
 
+@pytest.mark.parametrize(("kernel", "sample_file"), [("kk-commands", COMMANDS),
+                                                    ("kk-concurrent", COMMANDS),
+                                                    ("kernelkit-echo", ECHO)])
+def test_subshell_group_passes_on_kernelkit_kernels(kernel: str, sample_file: Path) -> None:
+    results = run_check(kernel, sample_file, only=("subshells",))
+    assert not failures(results)
+    assert_passed(results, "subshells.lifecycle", "subshells.execute", "subshells.unknown")
+    if kernel != "kernelkit-echo":  # Echo has no long-running sample
+        assert_passed(results, "subshells.while_busy")
+
+
+def test_subshell_group_skips_kernels_without_subshells() -> None:
+    results = run_check("kk-deno-echo", ECHO, only=("subshells",))
+    assert {r.result for n, r in results.items() if n.startswith("subshells.")} == {"skip"}
+
+
 # -- each defect is caught -----------------------------------------------------------------
 
 

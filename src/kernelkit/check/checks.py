@@ -43,6 +43,7 @@ GROUPS = (
     "stdin",
     "interrupt",
     "control",
+    "subshells",
     "heartbeat",
     "security",
     "lifecycle",
@@ -602,33 +603,102 @@ def _debugger(h: Harness) -> str:
 
 
 def _subshells(h: Harness) -> str:
+    _subshells_claimed(h)
+    return "kernel subshells: see the subshells checks"
+
+
+def _subshells_claimed(h: Harness) -> None:
+    if "kernel subshells" not in (h.info.get("supported_features") or []):
+        raise Skip("the kernel does not claim 'kernel subshells'")
+
+
+def _create_subshell(h: Harness) -> str:
     reply = h.finish(h.request("control", "create_subshell_request"))
     assert reply is not None
     sid = reply.content.get("subshell_id")
     if reply.content.get("status") != "ok" or not isinstance(sid, str):
         raise Fail(f"'kernel subshells' is claimed, but create_subshell_request got "
                    f"{_short(reply.content, 120)}")
-    listed = h.finish(h.request("control", "list_subshell_request"))
-    assert listed is not None
-    if sid not in (listed.content.get("subshell_id") or []):
-        raise Fail(f"list_subshell_reply does not list the new subshell {sid}")
-    note = "kernel subshells: create/list/delete work"
-    hello = h.samples.get("hello")
-    if hello is not None:
-        assert h.session is not None
-        header = h.session.msg_header("execute_request")
-        header["subshell_id"] = sid
-        h.run(hello["code"], header=header)
-        note = "kernel subshells: create/list/execute/delete work"
+    return sid
+
+
+def _delete_subshell(h: Harness, sid: str) -> None:
     deleted = h.finish(h.request("control", "delete_subshell_request", {"subshell_id": sid}))
     assert deleted is not None
     if deleted.content.get("status") != "ok":
         raise Fail(f"delete_subshell_request got {_short(deleted.content, 120)}")
+
+
+def _on_subshell(h: Harness, sid: str, msg_type: str, content: dict[str, Any]) -> Request:
+    assert h.session is not None
+    header = h.session.msg_header(msg_type)
+    header["subshell_id"] = sid
+    return h.client.send("shell", msg_type, content, header=header)
+
+
+@check("subshells.lifecycle", "create, list and delete subshells (JEP 91)")
+def subshells_lifecycle(h: Harness) -> str:
+    _subshells_claimed(h)
+    sid = _create_subshell(h)
+    listed = h.finish(h.request("control", "list_subshell_request"))
+    assert listed is not None
+    if sid not in (listed.content.get("subshell_id") or []):
+        raise Fail(f"list_subshell_reply does not list the new subshell {sid}")
+    _delete_subshell(h, sid)
     listed = h.finish(h.request("control", "list_subshell_request"))
     assert listed is not None
     if sid in (listed.content.get("subshell_id") or []):
         raise Fail(f"the deleted subshell {sid} is still listed")
-    return note
+    return "created, listed, deleted"
+
+
+@check("subshells.execute", "code runs on a subshell; reply and output carry its id")
+def subshells_execute(h: Harness) -> str:
+    _subshells_claimed(h)
+    hello = h.need("hello")
+    sid = _create_subshell(h)
+    try:
+        req = _on_subshell(h, sid, "execute_request", execute_content(hello["code"]))
+        reply = h.finish(req)
+        assert reply is not None
+        if reply.content.get("status") != "ok":
+            raise Fail(f"execute on a subshell gave {_short(reply.content, 120)}")
+        if reply.parent_header.get("subshell_id") != sid:
+            raise Fail("the execute_reply's parent_header has no subshell_id")
+        if hello.get("output") and hello["output"] not in req.text():
+            raise Fail(f"the subshell's output was {_short(req.text())}")
+    finally:
+        _delete_subshell(h, sid)
+    return "ran the hello sample on a subshell"
+
+
+@check("subshells.while_busy", "a subshell answers while the main shell is busy")
+def subshells_while_busy(h: Harness) -> str:
+    _subshells_claimed(h)
+    sid = _create_subshell(h)
+    loop = h.start_loop()
+    try:
+        req = _on_subshell(h, sid, "kernel_info_request", {})
+        reply = h.finish(req)
+        assert reply is not None
+        if loop.reply is not None:
+            raise Fail("the long-running sample ended before the subshell answered")
+        took = reply.at - req.sent_at
+    finally:
+        stopped = h.stop_loop(loop)
+        _delete_subshell(h, sid)
+    note = "" if stopped else "; the sample could not be interrupted afterwards"
+    return f"kernel_info on a subshell answered in {1000 * took:.0f} ms while busy{note}"
+
+
+@check("subshells.unknown", "a request for an unknown subshell gets an error reply")
+def subshells_unknown(h: Harness) -> str:
+    _subshells_claimed(h)
+    reply = h.finish(_on_subshell(h, "no-such-subshell", "kernel_info_request", {}))
+    assert reply is not None
+    if reply.content.get("status") != "error":
+        raise Fail(f"an unknown subshell_id got {_short(reply.content, 120)}")
+    return f"error {reply.content.get('ename')}"
 
 
 # ========================================================================================
