@@ -85,6 +85,8 @@ FIRST_SUBSCRIBER_WAIT = 1.0
 # How long shutdown_request on control waits for a running hook before it shuts down
 # without calling do_shutdown (s).
 SHUTDOWN_HOOK_WAIT = 1.0
+# Shell requests kernelkit answers itself, on the thread that read them (Dispatcher.immediate).
+IMMEDIATE = frozenset({"kernel_info_request", "comm_info_request"})
 # The feature name kernel_info_reply lists for JEP 91 subshells.
 SUBSHELLS_FEATURE = "kernel subshells"
 
@@ -301,6 +303,16 @@ class Dispatcher:
         local.queued_behind_error = ()
         for behind in queued:
             self._handle_one(channel, behind, abort_executes=True)
+
+    def immediate(self, msg: Message) -> bool:
+        """Whether a shell request is answered at once by the thread that read it.
+
+        kernel_info and comm_info call no hook and must not wait behind a long cell:
+        JupyterLab connects a subshell console with a kernel_info_request on the main
+        shell while the notebook is busy, and waits for the reply before it creates
+        the subshell.
+        """
+        return msg.msg_type in IMMEDIATE
 
     def reject(self, channel: str, msg: Message, ename: str, evalue: str) -> None:
         """Answer a request that cannot run (unknown or deleted subshell) with an error."""

@@ -57,6 +57,8 @@ class Handler(Protocol):
 
     def handle(self, channel: str, msg: Message) -> None: ...
 
+    def immediate(self, msg: Message) -> bool: ...
+
     def reject(self, channel: str, msg: Message, ename: str, evalue: str) -> None: ...
 
 
@@ -135,13 +137,21 @@ class ShellChannel:
         except Exception as exc:  # nothing a client sends may end the reader
             _warn(self._log, f"dropped a message on shell that could not be parsed: {exc!r}")
             return
+        assert self.handler is not None
         target = msg.header.get("subshell_id")
+        if self.handler.immediate(msg) and (
+            target is None or (isinstance(target, str) and target in self._subshells)
+        ):
+            try:
+                self.handler.handle("shell", msg)
+            except Exception as exc:
+                _warn(self._log, f"internal error answering {msg.msg_type}: {exc!r}")
+            return
         if target is None:
             self.main.put(msg)
             return
         sub = self._subshells.get(target) if isinstance(target, str) else None
         if sub is None:
-            assert self.handler is not None
             try:
                 self.handler.reject("shell", msg, "SubshellNotFound",
                                     f"no subshell with id {target!r}")

@@ -44,7 +44,7 @@ README_IMAGE = ROOT / "docs" / "images" / "echo-kernel-in-jupyterlab.png"
 # The kernelspecs the launcher offers: the Echo kernel, a kernel that can be made to loop
 # (code `loop`), and the Echo kernel written in TypeScript on Deno behind the bridge. Other
 # installed specs (the Node and Python Echo backends are also called "Echo") are hidden.
-KERNELSPECS = ("kernelkit-echo", "kk-commands", "kk-deno-echo")
+KERNELSPECS = ("kernelkit-echo", "kk-commands", "kk-concurrent", "kk-deno-echo")
 
 # Headless, and nothing that reaches out to the network: CI machines reach registries only.
 CHROMIUM_ARGS = [
@@ -125,6 +125,7 @@ class LabServer:
     root: Path
     log: Path
     process: subprocess.Popen[bytes] = field(repr=False)
+    runtime: Path | None = None  # the server's Jupyter runtime dir (kernels' connection files)
 
     def api(self, method: str, path: str, timeout: float = 30) -> Any:
         request = urllib.request.Request(
@@ -219,7 +220,7 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
                                    stdout=log_file, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     server = LabServer(url=f"http://127.0.0.1:{port}", token=token, root=root, log=log,
-                       process=process)
+                       process=process, runtime=home / "runtime")
     try:
         _wait_until_serving(server)
         specs = server.api("GET", "/api/kernelspecs")["kernelspecs"]

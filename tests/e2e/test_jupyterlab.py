@@ -91,3 +91,68 @@ def test_deno_echo_kernel_through_the_bridge(lab: LabPage) -> None:
     lab.expect_prompt(2, 1)
     lab.wait_kernel_idle()
     lab.shot("after-restart")
+
+
+def test_subshell_console_runs_code_while_the_notebook_is_busy(lab: LabPage) -> None:
+    """JupyterLab's "New Subshell Console for Notebook" on a kernel whose hooks may run
+    concurrently: the console's code runs and prints while the notebook's cell still runs."""
+    from playwright.sync_api import expect
+
+    lab.new_notebook("concurrent commands", "kk-concurrent")
+    lab.run_cell(0, "sleep 120")  # prints "started", then sleeps
+    lab.expect_output(0, "started")
+    lab.expect_prompt(0, "*")
+    lab.shot("notebook-busy")
+
+    page = lab.page
+    page.keyboard.press("Control+Shift+C")
+    palette = page.locator(".lm-CommandPalette-input")
+    expect(palette).to_be_visible()
+    palette.fill("New Subshell Console for Notebook")
+    item = page.locator(".lm-CommandPalette-item", has_text="New Subshell Console for Notebook")
+    expect(item.first).to_be_visible()
+    lab.shot("palette")
+    item.first.click()
+
+    console = page.locator(".jp-CodeConsole")
+    expect(console).to_be_visible()
+    # JupyterLab creates the console's subshell once the console's session is ready, and
+    # until then sends what is typed to the main shell: wait until the kernel has it.
+    wait_for_a_subshell(lab)
+    editor = console.locator(".jp-CodeConsole-promptCell .cm-content")
+    editor.click()
+    page.keyboard.type("hello from a subshell")
+    page.keyboard.press("Shift+Enter")
+    output = console.locator(".jp-CodeConsole-content .jp-OutputArea-output")
+    expect(output.last).to_have_text("hello from a subshell", timeout=30_000)
+    lab.expect_prompt(0, "*")  # the notebook's cell is still running
+    lab.shot("subshell-console-answered")
+
+    lab.interrupt()
+    lab.expect_output_contains(0, "KeyboardInterrupt")
+    lab.shot("notebook-interrupted")
+
+
+def wait_for_a_subshell(lab: LabPage, timeout: float = 60) -> None:
+    """Ask the notebook's kernel itself (a second client, on control) until it has a subshell."""
+    import time
+
+    from jupyter_client import BlockingKernelClient
+
+    assert lab.server.runtime is not None
+    kernel_id = lab.session()["kernel"]["id"]
+    kc = BlockingKernelClient(connection_file=str(lab.server.runtime / f"kernel-{kernel_id}.json"))
+    kc.load_connection_file()
+    kc.start_channels()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg = kc.session.msg("list_subshell_request", {})
+            kc.control_channel.send(msg)
+            reply = kc.control_channel.get_msg(timeout=10)
+            if reply["content"].get("subshell_id"):
+                return
+            time.sleep(0.2)
+        raise AssertionError("JupyterLab did not create a subshell for its console")
+    finally:
+        kc.stop_channels()

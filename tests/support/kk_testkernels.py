@@ -81,6 +81,7 @@ class CommandKernel(Kernel):
 class ConcurrentKernel(CommandKernel):
     """The command kernel, declaring that its hooks may run at the same time (subshells)."""
 
+    implementation = "concurrent commands"
     concurrent_hooks = True
 
 
