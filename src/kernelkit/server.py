@@ -189,16 +189,12 @@ class Server:
 
     def _main_shell(self) -> None:
         """The main shell: requests without a subshell_id, one at a time, on this thread."""
-        take = self.shell.main.get
         deliver = self._deliver
         while self._running:
             try:
-                msg = take()
+                self.shell.serve_main(lambda msg: deliver("shell", msg), lambda: self._running)
             except KeyboardInterrupt:
                 continue  # SIGINT while idle is harmless
-            if msg is None:
-                continue  # a wake-up: look at _running again
-            deliver("shell", msg)
 
     def _deliver(self, channel: str, msg: Message) -> None:
         assert self.handler is not None
@@ -268,7 +264,7 @@ class Server:
         self._running = False
         if threading.get_ident() == self._main_ident:
             return
-        self.shell.main.put(None)
+        self.shell.wake_main()
         threading.Thread(target=self._force_exit, name="kernelkit-exit", daemon=True).start()
 
     def _force_exit(self) -> None:

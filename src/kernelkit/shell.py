@@ -3,10 +3,14 @@
 Subshells (JEP 91) need shell requests read while the main shell runs a long cell,
 so no thread that runs hooks may own the socket's reading. Ownership:
 
-* the **reader thread** receives, authenticates and routes every message by
-  ``header.subshell_id`` to its subshell's queue (the main shell's is ``None``);
-* the **main thread** takes the main shell's queue; each **child subshell** has a
-  thread and a queue of its own, made by ``create`` and ended by ``delete``;
+* until the first subshell is created, the **main thread** reads the socket itself
+  between requests (no thread hand-off: the round trip stays as short as it was);
+* from then on (``routed``), the **reader thread** receives, authenticates and routes
+  every message by ``header.subshell_id`` to its subshell's queue (the main shell's
+  is ``None``), and the main thread takes the main shell's queue; each **child
+  subshell** has a thread and a queue of its own, made by ``create``, ended by
+  ``delete``. Whoever reads holds ``read_lock`` across reading and routing, so the
+  main shell's requests keep their order across the switch;
 * any of them sends a reply. The socket is guarded by ``lock``: the reader never
   blocks in ``zmq_poll`` on the socket (that would touch it without the lock) but
   polls its file descriptor, which only says "look at me"; a send may consume that
@@ -23,6 +27,7 @@ import os
 import queue
 import select
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Protocol
@@ -35,6 +40,10 @@ from .wire import Message, ProtocolError, Session
 # The reader looks at the socket at least this often even without a wake-up (s): a
 # safety net only, as every path that can hide input wakes it.
 READER_POLL_S = 1.0
+# Before the first subshell, the reader thread reads for a main thread that has been
+# busy this long (s): kernel_info (JupyterLab's subshell console) is answered while a
+# cell runs, and short requests never pay for a thread hand-off.
+HANDOVER_S = 0.1
 
 _raw_send = zmq.backend.Socket.send
 _SNDMORE = int(zmq.SNDMORE)
@@ -85,14 +94,19 @@ class ShellChannel:
         self.sock = sock
         self.session = session
         self.lock = threading.Lock()  # owns the socket for whoever holds it
+        self.read_lock = threading.Lock()  # held by the thread that reads and routes
+        self.routed = False  # True once the reader thread reads (the first subshell)
+        self._busy_since = 0.0  # when the main thread began its request (0: idle); main writes
         self.main: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
         self.handler: Handler | None = None
         self._subshells: dict[str, Subshell] = {}  # written by control, read by the reader
         self._subshells_lock = threading.Lock()
         self._running = True
+        # One wake-up pipe for the reader thread, one for the main thread while it reads.
         self._wake_rx, self._wake_tx = os.pipe()
-        os.set_blocking(self._wake_rx, False)
-        os.set_blocking(self._wake_tx, False)
+        self._main_wake_rx, self._main_wake_tx = os.pipe()
+        for fd in (self._wake_rx, self._wake_tx, self._main_wake_rx, self._main_wake_tx):
+            os.set_blocking(fd, False)
         self._reader: threading.Thread | None = None
         self._local = threading.local()  # .queue: the subshell queue a child thread serves
         self._log = log
@@ -104,18 +118,26 @@ class ShellChannel:
         self._reader = threading.Thread(target=self._read, name="kernelkit-shell", daemon=True)
         self._reader.start()
 
-    def _read(self) -> None:
+    def _start_reader(self) -> None:
+        self.routed = True
+        self.wake()  # the reader reads from now on; a main thread waiting moves to its queue
+
+    def _poller(self, wake_rx: int) -> select.poll:
         poller = select.poll()
         fd = self.sock.getsockopt(zmq.FD)
         assert isinstance(fd, int)
         poller.register(fd, select.POLLIN)
-        poller.register(self._wake_rx, select.POLLIN)
-        sock = self.sock
-        while self._running:
+        poller.register(wake_rx, select.POLLIN)
+        return poller
+
+    def _read_once(self) -> bool:
+        """Receive what is waiting and route it; False if nothing was (or the socket is gone)."""
+        with self.read_lock:
             batch: list[list[bytes]] = []
             with self.lock:
+                sock = self.sock
                 if sock.closed:
-                    return
+                    return False
                 while int(sock.getsockopt(zmq.EVENTS)) & _POLLIN:
                     try:
                         batch.append(sock.recv_multipart(zmq.NOBLOCK))
@@ -123,10 +145,52 @@ class ShellChannel:
                         break
             for frames in batch:
                 self._route(frames)
-            if not batch:
-                poller.poll(int(READER_POLL_S * 1000))
-                with contextlib.suppress(OSError):
-                    os.read(self._wake_rx, 4096)
+            return bool(batch)
+
+    @staticmethod
+    def _wait(poller: select.poll, wake_rx: int, timeout: float = READER_POLL_S) -> None:
+        poller.poll(int(timeout * 1000))
+        with contextlib.suppress(OSError):
+            os.read(wake_rx, 4096)
+
+    def _read(self) -> None:
+        poller = self._poller(self._wake_rx)
+        while self._running and not self.sock.closed:
+            if not self.routed:
+                since = self._busy_since
+                if not since or time.monotonic() - since < HANDOVER_S:
+                    time.sleep(HANDOVER_S / 2)  # the main thread reads for itself
+                    continue
+            if not self._read_once():
+                self._wait(poller, self._wake_rx,
+                           HANDOVER_S if not self.routed else READER_POLL_S)
+
+    def serve_main(self, deliver: Callable[[Message], None], running: Callable[[], bool]) -> None:
+        """The main thread's loop: read the socket itself until routed, then take its queue."""
+        poller = self._poller(self._main_wake_rx)
+        take = self.main.get
+        while running():
+            if self.routed:
+                msg = take()
+                if msg is not None:  # None: a wake-up to look at running() again
+                    deliver(msg)
+                continue
+            self._read_once()
+            delivered = False
+            while True:
+                try:
+                    msg = self.main.get_nowait()
+                except queue.Empty:
+                    break
+                if msg is not None:
+                    delivered = True
+                    self._busy_since = time.monotonic()
+                    try:
+                        deliver(msg)
+                    finally:
+                        self._busy_since = 0.0
+            if not delivered and not self.routed and running():
+                self._wait(poller, self._main_wake_rx)
 
     def _route(self, frames: list[bytes]) -> None:
         try:
@@ -161,8 +225,10 @@ class ShellChannel:
         sub.queue.put(msg)
 
     def wake(self) -> None:
-        with contextlib.suppress(OSError):  # a full pipe already means "wake up"
-            os.write(self._wake_tx, b"x")
+        """Wake the reader thread (and the main thread, should it be the one reading)."""
+        for fd in (self._wake_tx, self._main_wake_tx):
+            with contextlib.suppress(OSError):  # a full pipe already means "wake up"
+                os.write(fd, b"x")
 
     # -- sending -------------------------------------------------------------------
 
@@ -178,6 +244,8 @@ class ShellChannel:
     def queued(self) -> list[Message]:
         """Requests waiting in the calling thread's subshell queue (for stop_on_error)."""
         q = self._queue_of_caller()
+        if not self.routed and q is self.main:
+            self._read_once()  # the main thread reads for itself: look at the socket first
         out: list[Message] = []
         while True:
             try:
@@ -196,6 +264,7 @@ class ShellChannel:
     # -- subshells -------------------------------------------------------------------
 
     def create(self, on_start: Callable[[ThreadGate], None] | None = None) -> str:
+        self._start_reader()
         sub = Subshell(str(uuid.uuid4()))
         started = threading.Event()
 
@@ -265,18 +334,22 @@ class ShellChannel:
         except Exception as exc:
             _warn(self._log, f"could not answer a request for deleted subshell: {exc!r}")
 
+    def wake_main(self) -> None:
+        """Make the main thread look at its loop's condition again."""
+        self.main.put(None)
+        self.wake()
+
     def close(self) -> None:
         """Stop the reader and the subshell threads (their current hooks run on)."""
         self._running = False
-        self.wake()
-        self.main.put(None)
+        self.wake_main()
         for sub in self.subshells():
             sub.queue.put(None)
         if self._reader is not None:
             self._reader.join(2 * READER_POLL_S)
         with self.lock:
             self.sock.close()
-        for fd in (self._wake_rx, self._wake_tx):
+        for fd in (self._wake_rx, self._wake_tx, self._main_wake_rx, self._main_wake_tx):
             with contextlib.suppress(OSError):
                 os.close(fd)
 
