@@ -140,7 +140,7 @@ def serve(factory: Callable[[], Kernel], label: str, connection_file: str | None
 
 def _check_kernel_info(dispatcher: Any, label: str) -> None:
     """Refuse to start with a kernel_info clients would reject; warn if it cannot be read yet."""
-    from .dispatch import kernel_info_problems
+    from .kernelinfo import kernel_info_problems
 
     try:
         info = dispatcher.kernel_info()

@@ -39,8 +39,13 @@ from datetime import datetime
 from types import FrameType
 from typing import Any, Protocol
 
+from .hooks import HookError, check_hooks
+from .kernelinfo import complete, kernel_info_problems
 from .streams import OutStream
 from .wire import JSONDict, Message
+
+__all__ = ["Dispatcher", "HookError", "StdinNotImplementedError", "Transport",
+           "check_hooks", "error_content", "kernel_info_problems"]
 
 
 class Transport(Protocol):
@@ -87,113 +92,6 @@ FIRST_SUBSCRIBER_WAIT = 1.0
 SHUTDOWN_HOOK_WAIT = 1.0
 # Shell requests kernelkit answers itself, on the thread that read them (Dispatcher.immediate).
 IMMEDIATE = frozenset({"kernel_info_request", "comm_info_request"})
-# The feature name kernel_info_reply lists for JEP 91 subshells.
-SUBSHELLS_FEATURE = "kernel subshells"
-
-
-class HookError(TypeError):
-    """A kernel hook that cannot be called the way the protocol needs to call it."""
-
-
-# Positional arguments each hook is called with, as ipykernel calls them.
-HOOK_ARGS: dict[str, tuple[str, ...]] = {
-    "do_execute": ("code", "silent", "store_history", "user_expressions", "allow_stdin"),
-    "do_complete": ("code", "cursor_pos"),
-    "do_inspect": ("code", "cursor_pos", "detail_level"),
-    "do_history": (
-        "hist_access_type",
-        "output",
-        "raw",
-        "session",
-        "start",
-        "stop",
-        "n",
-        "pattern",
-        "unique",
-    ),
-    "do_is_complete": ("code",),
-    "do_shutdown": ("restart",),
-}
-# Newer keyword arguments, passed only to hooks that accept them.
-HOOK_OPTIONAL_KWARGS: dict[str, tuple[str, ...]] = {
-    "do_execute": ("cell_id",),
-    "do_inspect": ("omit_sections",),
-}
-
-
-def check_hooks(kernel: object) -> dict[str, frozenset[str]]:
-    """Check once, at start-up, that every hook accepts its arguments.
-
-    Returns which optional keyword arguments each hook accepts. Raises HookError
-    naming the class, the hook and the reason, so the kernel can refuse to start
-    with a clear message instead of failing on the first request.
-    """
-    accepted: dict[str, frozenset[str]] = {}
-    cls = type(kernel).__name__
-    for name, args in HOOK_ARGS.items():
-        hook = getattr(kernel, name, None)
-        if not callable(hook):
-            raise HookError(f"{cls}.{name} is not callable")
-        problem, shape = _plain_method_shape(hook, len(args))
-        if problem is None and shape is None:
-            problem, shape = _signature_shape(hook, args)
-        keywords = shape or frozenset()
-        if problem is not None:
-            shown = ", ".join(args)
-            raise HookError(f"{cls}.{name} cannot be called as {name}({shown}): {problem}")
-        optional = HOOK_OPTIONAL_KWARGS.get(name, ())
-        accepted[name] = frozenset(kw for kw in optional if keywords is ALL or kw in keywords)
-    return accepted
-
-
-ALL: frozenset[str] = frozenset({"*"})  # a hook with **kwargs takes any keyword
-
-
-def _plain_method_shape(hook: Any, n: int) -> tuple[str | None, frozenset[str] | None]:
-    """(problem, keyword names) read off a plain Python method's code object.
-
-    Reading ``__code__`` is what makes start-up skip importing ``inspect``; any other
-    kind of callable answers (None, None) and goes to ``_signature_shape``.
-    """
-    func: Any = getattr(hook, "__func__", None)
-    code = getattr(func, "__code__", None)
-    if func is None or code is None or getattr(hook, "__self__", None) is None:
-        return None, None
-    positional = code.co_argcount - 1  # without self
-    defaults = len(func.__defaults__ or ())
-    names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
-    kwonly = names[code.co_argcount :]
-    varargs, varkw = bool(code.co_flags & 0x04), bool(code.co_flags & 0x08)
-    required_kwonly = [k for k in kwonly if k not in (func.__kwdefaults__ or {})]
-    if positional - defaults > n:
-        missing = names[1 + n : 1 + positional - defaults]
-        return f"missing required argument(s) {', '.join(missing)}", None
-    if positional < n and not varargs:
-        return f"it takes {positional} argument(s) but {n} are passed", None
-    if required_kwonly:
-        return f"missing required keyword-only argument(s) {', '.join(required_kwonly)}", None
-    if varkw:
-        return None, ALL
-    # What a keyword can still fill: past the n positional ones, not positional-only.
-    keywords = names[1 + max(n, code.co_posonlyargcount - 1) :]
-    return None, frozenset(keywords)
-
-
-def _signature_shape(hook: Any, args: tuple[str, ...]) -> tuple[str | None, frozenset[str]]:
-    import inspect
-
-    try:
-        sig = inspect.signature(hook)
-    except (TypeError, ValueError) as exc:
-        return f"its signature cannot be read: {exc}", frozenset()
-    try:
-        sig.bind(*args)
-    except TypeError as exc:
-        return str(exc), frozenset()
-    params = sig.parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return None, ALL
-    return None, frozenset(k for k, p in params.items() if p.kind is not p.POSITIONAL_ONLY)
 
 
 def error_content(exc: BaseException, skip_frames: int = 1) -> JSONDict:
@@ -576,31 +474,8 @@ class Dispatcher:
         return {"status": "ok", **info}
 
     def kernel_info(self) -> JSONDict:
-        """kernel_info_reply content from the kernel, with what the spec requires filled in.
-
-        ``language_info.version`` comes from ``language_version`` and ``name`` from
-        ``language`` when the author did not set them (strict clients refuse a reply
-        without them); ``supported_features`` lists subshells when the kernel takes them.
-        """
-        raw = self.kernel.kernel_info
-        if not isinstance(raw, dict):
-            raise TypeError(f"kernel_info is {type(raw).__name__}, not a dict")
-        info = dict(raw)
-        language_info = info.get("language_info")
-        if isinstance(language_info, dict):
-            language_info = dict(language_info)
-            if "version" not in language_info:
-                language_info["version"] = str(getattr(self.kernel, "language_version", "") or "")
-            if "name" not in language_info:
-                language_info["name"] = str(getattr(self.kernel, "language", "") or "")
-            info["language_info"] = language_info
-        features = info.get("supported_features", [])
-        if isinstance(features, list):
-            features = [f for f in features if f != SUBSHELLS_FEATURE]
-            if self.subshells:
-                features.append(SUBSHELLS_FEATURE)
-            info["supported_features"] = features
-        return info
+        """kernel_info_reply content from the kernel, completed (see kernelinfo.complete)."""
+        return complete(self.kernel, self.subshells)
 
     def _complete(self, channel: str, msg: Message) -> JSONDict:
         code = msg.content.get("code", "")
@@ -661,7 +536,9 @@ class Dispatcher:
         if reply.get("ename") == "KernelBusy":
             # A hook is still running: exit without do_shutdown, as a busy kernel must
             # still shut down (the running hook is unwound on the way out).
-            _log_unknown("do_shutdown skipped (a hook was running)", channel)
+            from .logs import logger
+
+            logger().warning("shutdown without do_shutdown: a hook was still running")
             reply = {"status": "ok"}
         reply.setdefault("restart", restart)
         # Some clients watch IOPub rather than the reply to learn of a shutdown.
@@ -718,67 +595,6 @@ def _is_silent(msg: Message | None) -> bool:
     return msg is not None and msg.msg_type == "execute_request" and (
         msg.content.get("silent") is True
     )
-
-
-# kernel_info_reply fields and their JSON types (messaging spec, "Kernel info").
-_INFO_TYPES: dict[str, tuple[type, ...]] = {
-    "protocol_version": (str,),
-    "implementation": (str,),
-    "implementation_version": (str,),
-    "language_info": (dict,),
-    "banner": (str,),
-    "help_links": (list,),
-    "debugger": (bool,),
-    "supported_features": (list,),
-}
-_INFO_REQUIRED = ("protocol_version", "implementation", "implementation_version",
-                  "language_info", "banner")
-_LANGUAGE_TYPES: dict[str, tuple[type, ...]] = {
-    "name": (str,),
-    "version": (str,),
-    "mimetype": (str,),
-    "file_extension": (str,),
-    "pygments_lexer": (str,),
-    "codemirror_mode": (str, dict),
-    "nbconvert_exporter": (str,),
-}
-
-
-def kernel_info_problems(info: JSONDict) -> list[str]:
-    """What in a kernel_info_reply's content does not have the spec's type ([] if all does)."""
-    problems = [f"{key} is missing" for key in _INFO_REQUIRED if key not in info]
-    problems += _type_problems(info, _INFO_TYPES, "")
-    language_info = info.get("language_info")
-    if isinstance(language_info, dict):
-        problems += [
-            f"language_info.{key} is missing"
-            for key in ("name", "version")
-            if key not in language_info
-        ]
-        problems += _type_problems(language_info, _LANGUAGE_TYPES, "language_info.")
-    for i, link in enumerate(info.get("help_links") or []):
-        if not (
-            isinstance(link, dict)
-            and isinstance(link.get("text"), str)
-            and isinstance(link.get("url"), str)
-        ):
-            problems.append(f"help_links[{i}] is not an object with text and url strings")
-    features = info.get("supported_features")
-    if isinstance(features, list) and not all(isinstance(f, str) for f in features):
-        problems.append("supported_features must list strings")
-    return problems
-
-
-def _type_problems(obj: JSONDict, types: dict[str, tuple[type, ...]], prefix: str) -> list[str]:
-    out = []
-    for key, allowed in types.items():
-        if key in obj and not isinstance(obj[key], allowed):
-            names = " or ".join(_JSON_NAMES[t] for t in allowed)
-            out.append(f"{prefix}{key} must be {names}, not {type(obj[key]).__name__}")
-    return out
-
-
-_JSON_NAMES = {str: "a string", dict: "an object", list: "an array", bool: "a boolean"}
 
 
 def _log_unknown(msg_type: str, channel: str) -> None:

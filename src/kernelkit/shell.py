@@ -24,18 +24,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import select
 import threading
 import time
-import uuid
+
+# SimpleQueue is this C class; importing queue itself costs ~1 ms of start-up.
+from _queue import Empty, SimpleQueue
 from collections.abc import Callable
 from typing import Protocol
 
 import zmq
 
 from .interrupts import Gate, ThreadGate
-from .wire import Message, ProtocolError, Session
+from .wire import Message, ProtocolError, Session, new_id
 
 # The reader looks at the socket at least this often even without a wake-up (s): a
 # safety net only, as every path that can hide input wakes it.
@@ -44,6 +45,8 @@ READER_POLL_S = 1.0
 # busy this long (s): kernel_info (JupyterLab's subshell console) is answered while a
 # cell runs, and short requests never pay for a thread hand-off.
 HANDOVER_S = 0.1
+# How many messages the reader thread takes from the socket at a time.
+READ_BATCH = 64
 
 _raw_send = zmq.backend.Socket.send
 _SNDMORE = int(zmq.SNDMORE)
@@ -76,7 +79,7 @@ class Subshell:
 
     def __init__(self, subshell_id: str) -> None:
         self.id = subshell_id
-        self.queue: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
+        self.queue: SimpleQueue[Message | None] = SimpleQueue()
         self.deleted = False
         self.gate: ThreadGate | None = None  # set by its thread when it starts
         self.thread: threading.Thread | None = None
@@ -97,7 +100,7 @@ class ShellChannel:
         self.read_lock = threading.Lock()  # held by the thread that reads and routes
         self.routed = False  # True once the reader thread reads (the first subshell)
         self._busy_since = 0.0  # when the main thread began its request (0: idle); main writes
-        self.main: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
+        self.main: SimpleQueue[Message | None] = SimpleQueue()
         self.handler: Handler | None = None
         self._subshells: dict[str, Subshell] = {}  # written by control, read by the reader
         self._subshells_lock = threading.Lock()
@@ -130,15 +133,19 @@ class ShellChannel:
         poller.register(wake_rx, select.POLLIN)
         return poller
 
-    def _read_once(self) -> bool:
-        """Receive what is waiting and route it; False if nothing was (or the socket is gone)."""
+    def _read_once(self, limit: int = 1) -> bool:
+        """Receive up to ``limit`` waiting messages and route them; False if there were none.
+
+        The main thread takes one at a time, as it handles them: reading all that wait
+        would hold a pipelined burst in memory at once, not in libzmq's bounded queue.
+        """
         with self.read_lock:
             batch: list[list[bytes]] = []
             with self.lock:
                 sock = self.sock
                 if sock.closed:
                     return False
-                while int(sock.getsockopt(zmq.EVENTS)) & _POLLIN:
+                while len(batch) < limit and int(sock.getsockopt(zmq.EVENTS)) & _POLLIN:
                     try:
                         batch.append(sock.recv_multipart(zmq.NOBLOCK))
                     except zmq.Again:
@@ -161,7 +168,7 @@ class ShellChannel:
                 if not since or time.monotonic() - since < HANDOVER_S:
                     time.sleep(HANDOVER_S / 2)  # the main thread reads for itself
                     continue
-            if not self._read_once():
+            if not self._read_once(READ_BATCH):
                 self._wait(poller, self._wake_rx,
                            HANDOVER_S if not self.routed else READER_POLL_S)
 
@@ -180,7 +187,7 @@ class ShellChannel:
             while True:
                 try:
                     msg = self.main.get_nowait()
-                except queue.Empty:
+                except Empty:
                     break
                 if msg is not None:
                     delivered = True
@@ -245,27 +252,28 @@ class ShellChannel:
         """Requests waiting in the calling thread's subshell queue (for stop_on_error)."""
         q = self._queue_of_caller()
         if not self.routed and q is self.main:
-            self._read_once()  # the main thread reads for itself: look at the socket first
+            while self._read_once(READ_BATCH):  # the main thread reads for itself
+                pass
         out: list[Message] = []
         while True:
             try:
                 msg = q.get_nowait()
-            except queue.Empty:
+            except Empty:
                 return out
             if msg is None:  # a stop marker: leave it for the loop that waits for it
                 q.put(None)
                 return out
             out.append(msg)
 
-    def _queue_of_caller(self) -> queue.SimpleQueue[Message | None]:
-        q: queue.SimpleQueue[Message | None] = getattr(self._local, "queue", self.main)
+    def _queue_of_caller(self) -> SimpleQueue[Message | None]:
+        q: SimpleQueue[Message | None] = getattr(self._local, "queue", self.main)
         return q
 
     # -- subshells -------------------------------------------------------------------
 
     def create(self, on_start: Callable[[ThreadGate], None] | None = None) -> str:
         self._start_reader()
-        sub = Subshell(str(uuid.uuid4()))
+        sub = Subshell(new_id())
         started = threading.Event()
 
         def run() -> None:
@@ -322,7 +330,7 @@ class ShellChannel:
         while True:
             try:
                 msg = sub.queue.get_nowait()
-            except queue.Empty:
+            except Empty:
                 return
             if msg is not None:
                 self._reject_deleted(sub, msg)

@@ -197,7 +197,7 @@ class Session:
     ) -> None:
         self.signer = Signer(key, signature_scheme)
         self.replay_guard = ReplayGuard()
-        self.session_id = session_id or _new_id()
+        self.session_id = session_id or new_id()
         self.username = username
         self._prefix = f"{self.session_id}_{os.getpid()}_"
         self._counter = itertools.count(1)  # next() on it is atomic: safe from any thread
@@ -274,14 +274,15 @@ class Session:
         )
 
 
-def _new_id() -> str:
+def new_id() -> str:
+    """A random UUID-shaped id (uuid4's form without importing uuid at start-up)."""
     raw = os.urandom(16).hex()
     return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
 
 
 def new_key() -> bytes:
     """A fresh signing key, as jupyter_client makes them (a UUID's text)."""
-    return _new_id().encode("ascii")
+    return new_id().encode("ascii")
 
 
 def welcome_content(subscription: str) -> JSONDict:
