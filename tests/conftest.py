@@ -49,6 +49,9 @@ BRIDGE_SPECS = {
     "kk-python-echo": ([sys.executable, str(ROOT / "examples/python/echo_backend.py")], "signal"),
     "kk-deno-js": ([DENO, "run", str(ROOT / "examples/deno/javascript.ts")], "signal"),
     "kk-faulty": ([sys.executable, str(SUPPORT / "fault_backend.py")], "signal"),
+    # Backends that opt in to subshells (bridge protocol 1.1).
+    "kk-js-subshells": ([DENO, "run", str(SUPPORT / "concurrent_backend.mjs")], "signal"),
+    "kk-py-subshells": ([sys.executable, str(SUPPORT / "concurrent_backend.py")], "signal"),
     "kk-faulty-message": ([sys.executable, str(SUPPORT / "fault_backend.py")], "message"),
 }
 os.environ.setdefault("DENO_NO_UPDATE_CHECK", "1")

@@ -304,7 +304,7 @@ class _Unserved(BridgeKernel):
         self.published: list[tuple[str, dict[str, Any]]] = []
         super().__init__(argv)
 
-    def _publish(self, msg_type: str, content: dict[str, Any]) -> None:
+    def _publish(self, msg_type: str, content: dict[str, Any], parent: Any = None) -> None:
         self.published.append((msg_type, content))
 
 

@@ -147,6 +147,11 @@ def test_subshell_group_passes_on_kernelkit_kernels(kernel: str, sample_file: Pa
         assert_passed(results, "subshells.while_busy")
 
 
+def test_subshell_group_on_a_bridge_backend_with_subshells() -> None:
+    results = run_check("kk-js-subshells", COMMANDS, only=("subshells",))
+    assert_passed(results, "subshells.lifecycle", "subshells.execute", "subshells.unknown")
+
+
 def test_subshell_group_skips_kernels_without_subshells() -> None:
     results = run_check("kk-deno-echo", ECHO, only=("subshells",))
     assert {r.result for n, r in results.items() if n.startswith("subshells.")} == {"skip"}

@@ -23,6 +23,12 @@ export interface KernelInfo {
   help_links?: { text: string; url: string }[];
   /** How the host should interrupt this backend: SIGINT ("signal", default) or an `interrupt` notification. */
   interrupt_mode?: "signal" | "message";
+  /**
+   * Bridge protocol 1.1: this backend can run requests concurrently, one per subshell
+   * (JupyterLab's subshell consoles, comm traffic). Then `execute` may be called again
+   * while an earlier call's promise is pending; the kernel advertises "kernel subshells".
+   */
+  subshells?: boolean;
 }
 
 export interface ExecuteRequest {
@@ -34,6 +40,8 @@ export interface ExecuteRequest {
   /** The count the host assigned to this execution (it owns the counter). */
   execution_count: number;
   cell_id: string | null;
+  /** The subshell this request runs on (null: the main shell). */
+  subshell_id?: string | null;
 }
 
 export interface ErrorReply {

@@ -8,7 +8,7 @@
  *   serve({ info: {...}, execute({ code, silent }, ctx) { if (!silent) ctx.stream("stdout", code); } });
  */
 
-export const BRIDGE_PROTOCOL_VERSION = "1.0";
+export const BRIDGE_PROTOCOL_VERSION = "1.1";
 
 const isDeno = typeof globalThis.Deno !== "undefined";
 const encoder = new TextEncoder();
@@ -106,28 +106,32 @@ class Interrupted extends Error {
 export function serve(backend) {
   let nextId = 0;
   const waiting = new Map(); // our requests to the host (input) by id
-  let current = null; // { id, abort: AbortController, done: boolean } of the running request
+  // Executes running now, by request id: { abort: AbortController, done: boolean }. More
+  // than one only for a backend whose info says subshells: true (protocol 1.1).
+  const running = new Map();
 
   const finish = (id, result) => {
-    if (current && current.id === id) {
-      if (current.done) return; // already answered (interrupted)
-      current.done = true;
-      current = null;
+    const run = running.get(id);
+    if (run) {
+      if (run.done) return; // already answered (interrupted)
+      running.delete(id);
     }
     send({ jsonrpc: "2.0", id, result });
   };
 
+  // An interrupt is for the whole kernel: every running execute ends.
   const interrupt = () => {
-    if (!current || current.done) return;
-    const id = current.id;
-    current.abort.abort();
-    current.done = true;
-    current = null;
+    if (running.size === 0) return;
+    for (const [id, run] of running) {
+      run.abort.abort();
+      run.done = true;
+      send({ jsonrpc: "2.0", id, result: errorContent(new Interrupted()) });
+    }
+    running.clear();
     for (const [rid, w] of waiting) {
       w.reject(new Interrupted());
       waiting.delete(rid);
     }
-    send({ jsonrpc: "2.0", id, result: errorContent(new Interrupted()) });
   };
   onSigint(interrupt);
 
@@ -138,23 +142,26 @@ export function serve(backend) {
       send({ jsonrpc: "2.0", id, method, params });
     });
 
-  const notify = (method, params) => send({ jsonrpc: "2.0", method, params });
-
-  const context = (abort) => ({
-    signal: abort.signal,
-    stream: (name, text) => notify("stream", { name, text: String(text) }),
-    print: (text) => notify("stream", { name: "stdout", text: String(text) + "\n" }),
-    display: (data, metadata = {}, transient = {}) =>
-      notify("display_data", { data, metadata, transient }),
-    updateDisplay: (data, displayId, metadata = {}) =>
-      notify("update_display_data", { data, metadata, transient: { display_id: displayId } }),
-    clearOutput: (wait = false) => notify("clear_output", { wait }),
-    result: (data, metadata = {}) => notify("execute_result", { data, metadata }),
-    input: (prompt = "") =>
-      requestHost("input", { prompt: String(prompt), password: false }).then((r) => r.value),
-    getpass: (prompt = "") =>
-      requestHost("input", { prompt: String(prompt), password: true }).then((r) => r.value),
-  });
+  // Output and input name the request they belong to, so that the host can tell
+  // concurrent requests apart.
+  const context = (abort, request) => {
+    const notify = (method, params) => send({ jsonrpc: "2.0", method, params: { ...params, request } });
+    return {
+      signal: abort.signal,
+      stream: (name, text) => notify("stream", { name, text: String(text) }),
+      print: (text) => notify("stream", { name: "stdout", text: String(text) + "\n" }),
+      display: (data, metadata = {}, transient = {}) =>
+        notify("display_data", { data, metadata, transient }),
+      updateDisplay: (data, displayId, metadata = {}) =>
+        notify("update_display_data", { data, metadata, transient: { display_id: displayId } }),
+      clearOutput: (wait = false) => notify("clear_output", { wait }),
+      result: (data, metadata = {}) => notify("execute_result", { data, metadata }),
+      input: (prompt = "") =>
+        requestHost("input", { prompt: String(prompt), password: false, request }).then((r) => r.value),
+      getpass: (prompt = "") =>
+        requestHost("input", { prompt: String(prompt), password: true, request }).then((r) => r.value),
+    };
+  };
 
   const defaults = {
     complete: ({ cursor_pos }) => ({ matches: [], cursor_start: cursor_pos, cursor_end: cursor_pos, metadata: {} }),
@@ -172,8 +179,8 @@ export function serve(backend) {
       interrupt_mode: "signal",
       ...backend.info,
     }),
-    execute: async (params, abort) => {
-      const reply = await backend.execute(params, context(abort));
+    execute: async (params, abort, id) => {
+      const reply = await backend.execute(params, context(abort, id));
       return { status: "ok", user_expressions: {}, payload: [], ...(reply ?? {}) };
     },
     complete: (p) => (backend.complete ?? defaults.complete)(p),
@@ -206,10 +213,10 @@ export function serve(backend) {
       return;
     }
     const abort = new AbortController();
-    if (msg.method === "execute") current = { id: msg.id, abort, done: false };
+    if (msg.method === "execute") running.set(msg.id, { abort, done: false });
     let result;
     try {
-      result = await handler(msg.params ?? {}, abort);
+      result = await handler(msg.params ?? {}, abort, msg.id);
       if (msg.method !== "execute" && msg.method !== "initialize" && msg.method !== "shutdown") {
         result = { status: "ok", ...result };
       }

@@ -21,6 +21,11 @@ bridge protocol (docs/bridge-protocol.md) on stdin/stdout::
 ``print()`` inside ``execute`` becomes output of the cell; an exception becomes an
 error reply with its traceback; SIGINT (an interrupt) raises KeyboardInterrupt in
 the running code.
+
+A backend whose ``info`` says ``"subshells": True`` (bridge protocol 1.1) runs each
+request on a thread of its own, so a subshell's cell runs while the notebook's does;
+its methods must then be thread-safe. An interrupt raises KeyboardInterrupt in every
+running request (in code blocked in a C call, such as ``time.sleep``, once it returns).
 """
 
 from __future__ import annotations
@@ -29,10 +34,11 @@ import io
 import json
 import signal
 import sys
+import threading
 import traceback
 from typing import Any, BinaryIO
 
-BRIDGE_PROTOCOL_VERSION = "1.0"
+BRIDGE_PROTOCOL_VERSION = "1.1"
 
 
 class _Channel:
@@ -43,13 +49,21 @@ class _Channel:
         self.wfile = wfile
         self.next_id = 0
         self.pending: list[dict[str, Any]] = []  # requests that arrived while waiting for input
+        self.lock = threading.Lock()  # whole lines, from any thread
+        self.local = threading.local()  # .request: the host request this thread runs
+        # Concurrent mode: our input requests waiting for the host, by id -> [event, answer].
+        self.waiters: dict[str, list[Any]] | None = None
 
     def send(self, obj: dict[str, Any]) -> None:
         line = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
-        self.wfile.write(line.encode("utf-8", "surrogatepass") + b"\n")
-        self.wfile.flush()
+        with self.lock:
+            self.wfile.write(line.encode("utf-8", "surrogatepass") + b"\n")
+            self.wfile.flush()
 
     def notify(self, method: str, params: dict[str, Any]) -> None:
+        request = getattr(self.local, "request", None)
+        if request is not None:
+            params = {**params, "request": request}
         self.send({"jsonrpc": "2.0", "method": method, "params": params})
 
     def read(self) -> dict[str, Any] | None:
@@ -66,18 +80,25 @@ class _Channel:
 
     def ask(self, method: str, params: dict[str, Any]) -> Any:
         """Send a request to the host and wait for its answer."""
-        self.next_id += 1
-        rid = f"py{self.next_id}"
+        with self.lock:
+            self.next_id += 1
+            rid = f"py{self.next_id}"
+        request = getattr(self.local, "request", None)
+        if request is not None:
+            params = {**params, "request": request}
+        if self.waiters is not None:  # concurrent: the reading thread hands us the answer
+            waiter: list[Any] = [threading.Event(), None]
+            self.waiters[rid] = waiter
+            self.send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+            waiter[0].wait()
+            return _answer(waiter[1])
         self.send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
         while True:
             msg = self.read()
             if msg is None:
                 raise EOFError("the host closed the connection")
             if msg.get("id") == rid and "method" not in msg:
-                if msg.get("error"):
-                    err = msg["error"]
-                    raise RuntimeError(err.get("message", "input failed"))
-                return msg.get("result")
+                return _answer(msg)
             if msg.get("method") == "interrupt" and "id" not in msg:
                 raise KeyboardInterrupt
             self.pending.append(msg)
@@ -133,6 +154,14 @@ class Context:
         return self.input(prompt, password=True)
 
 
+def _answer(msg: dict[str, Any] | None) -> Any:
+    if msg is None:
+        raise EOFError("the host closed the connection")
+    if msg.get("error"):
+        raise RuntimeError(msg["error"].get("message", "input failed"))
+    return msg.get("result")
+
+
 def error_content(exc: BaseException) -> dict[str, Any]:
     """The error triple of a Jupyter error reply, from an exception."""
     lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
@@ -153,6 +182,9 @@ def serve(backend: Any, stdin: BinaryIO | None = None, stdout: BinaryIO | None =
     """Answer the host's requests with ``backend``'s methods until shutdown or end of input."""
     channel = _Channel(stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
     outputs = (_Output(channel, "stdout"), _Output(channel, "stderr"))
+    if (getattr(backend, "info", {}) or {}).get("subshells") is True:
+        _serve_concurrently(backend, channel, outputs)
+        return
     signal.signal(signal.SIGINT, signal.default_int_handler)
     while True:
         msg = channel.pending.pop(0) if channel.pending else channel.read()
@@ -176,6 +208,68 @@ class _MethodNotFound(Exception):
     pass
 
 
+def _serve_concurrently(backend: Any, channel: _Channel,
+                        outputs: tuple[_Output, _Output]) -> None:
+    """Protocol 1.1: this thread reads; each request runs on a thread of its own."""
+    channel.waiters = {}
+    running: dict[int, int] = {}  # thread ident -> host request id
+    lock = threading.Lock()
+
+    def interrupt(*_: Any) -> None:
+        import ctypes
+
+        with lock:
+            for ident in running:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))
+
+    signal.signal(signal.SIGINT, interrupt)
+    sys.stdout, sys.stderr = outputs  # each thread's text is tagged with its request
+
+    def run(rid: Any, method: str, params: dict[str, Any]) -> None:
+        channel.local.request = rid
+        with lock:
+            running[threading.get_ident()] = rid
+        try:
+            result = _call(backend, channel, outputs, method, params)
+            answer = {"jsonrpc": "2.0", "id": rid, "result": result}
+        except _MethodNotFound:
+            answer = {"jsonrpc": "2.0", "id": rid,
+                      "error": {"code": -32601, "message": f"unknown method {method}"}}
+        except KeyboardInterrupt as exc:  # interrupted outside the method's own try
+            answer = {"jsonrpc": "2.0", "id": rid, "result": error_content(exc)}
+        finally:
+            with lock:
+                running.pop(threading.get_ident(), None)
+        channel.send(answer)
+        if method == "shutdown":
+            import os
+
+            os._exit(0)
+
+    while True:
+        msg = channel.read()
+        if msg is None:
+            for waiter in list(channel.waiters.values()):
+                waiter[0].set()
+            return
+        method, rid, params = msg.get("method"), msg.get("id"), msg.get("params") or {}
+        if method is None:  # the host's answer to one of our input requests
+            waiter = channel.waiters.pop(rid, None) if isinstance(rid, str) else None
+            if waiter is not None:
+                waiter[1] = msg
+                waiter[0].set()
+            continue
+        if rid is None:
+            if method == "interrupt":
+                interrupt()
+            continue
+        if method in ("initialize", "shutdown"):
+            run(rid, method, params)  # in order, on this thread
+            continue
+        threading.Thread(target=run, args=(rid, method, params), daemon=True).start()
+
+
 def _call(backend: Any, channel: _Channel, outputs: tuple[_Output, _Output], method: str,
           params: dict[str, Any]) -> dict[str, Any]:
     if method == "initialize":
@@ -195,7 +289,8 @@ def _call(backend: Any, channel: _Channel, outputs: tuple[_Output, _Output], met
         except (Exception, KeyboardInterrupt) as exc:
             return error_content(exc)
         finally:
-            sys.stdout, sys.stderr = saved
+            if channel.waiters is None:  # concurrent mode keeps them for every thread
+                sys.stdout, sys.stderr = saved
         return {"status": "ok", "user_expressions": {}, "payload": [], **(reply or {})}
     if method not in _DEFAULTS:
         raise _MethodNotFound(method)

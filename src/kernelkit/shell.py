@@ -182,7 +182,7 @@ class ShellChannel:
                 if msg is not None:  # None: a wake-up to look at running() again
                     deliver(msg)
                 continue
-            self._read_once()
+            got = self._read_once()
             delivered = False
             while True:
                 try:
@@ -196,7 +196,9 @@ class ShellChannel:
                         deliver(msg)
                     finally:
                         self._busy_since = 0.0
-            if not delivered and not self.routed and running():
+            # Wait only when the socket had nothing: what was read may have been answered
+            # at once or dropped, and the socket's read notice is spent either way.
+            if not got and not delivered and not self.routed and running():
                 self._wait(poller, self._main_wake_rx)
 
     def _route(self, frames: list[bytes]) -> None:

@@ -11,7 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-BRIDGE_PROTOCOL_VERSION = "1.0"
+# 1.1: backends may opt in to subshells (several requests in flight; docs/bridge-protocol.md).
+BRIDGE_PROTOCOL_VERSION = "1.1"
 
 # JSON-RPC 2.0 error codes (section 5.1 of the specification).
 PARSE_ERROR = -32700

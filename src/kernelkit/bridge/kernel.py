@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from typing import Any
 
@@ -19,6 +20,7 @@ from ..logs import logger
 from . import jsonrpc
 from .jsonrpc import BRIDGE_PROTOCOL_VERSION, Codec
 from .process import BackendProcess, Exited, Line, Stderr
+from .shared import Shared
 
 # How long a backend may take to answer `initialize` (s).
 INIT_TIMEOUT = 20.0
@@ -45,7 +47,8 @@ class BackendStartError(RuntimeError):
 class BridgeKernel(Kernel):
     """Forwards each hook to a backend speaking docs/bridge-protocol.md on stdio."""
 
-    # The backend answers one request at a time.
+    # A backend answers one request at a time unless its initialize result says
+    # "subshells": true (bridge protocol 1.1); then hooks run concurrently (shared.py).
     supports_subshells = False
 
     def __init__(self, argv: list[str], init_timeout: float = INIT_TIMEOUT, **kwargs: Any) -> None:
@@ -57,6 +60,8 @@ class BridgeKernel(Kernel):
         self.codec = Codec()
         self.backend: BackendProcess | None = None
         self.interrupt_mode = "signal"
+        self._shared: Shared | None = None
+        self._start_lock = threading.Lock()  # one thread (re)starts the backend
         self._start_backend()
 
     # -- backend lifecycle ---------------------------------------------------------
@@ -123,14 +128,19 @@ class BridgeKernel(Kernel):
             self.help_links = info["help_links"]
         if info.get("interrupt_mode") in ("signal", "message"):
             self.interrupt_mode = info["interrupt_mode"]
+        if info.get("subshells") is True and self._shared is None:
+            self.supports_subshells = self.concurrent_hooks = True
+            self._shared = Shared(self, INTERRUPT_GRACE)
 
     def _ensure_backend(self) -> BackendProcess:
-        if self.backend is None or not self.backend.alive():
-            if self.backend is not None:
-                self.backend.stop(0.1)
-            self._start_backend()
-        assert self.backend is not None
-        return self.backend
+        with self._start_lock:
+            backend = self.backend
+            if backend is None or not backend.alive():
+                if backend is not None:
+                    backend.stop(0.1)
+                self._start_backend()
+            assert self.backend is not None
+            return self.backend
 
     # -- one request ---------------------------------------------------------------
 
@@ -140,6 +150,8 @@ class BridgeKernel(Kernel):
             backend = self._ensure_backend()
         except BackendStartError as exc:
             return _error("BackendStartError", str(exc))
+        if self._shared is not None:
+            return self._shared.request(backend, method, params)
         rid, line = self.codec.request(method, params)
         # Before the request leaves: the backend may write to stderr as soon as it reads it.
         backend.forward_stderr = True
@@ -193,24 +205,7 @@ class BridgeKernel(Kernel):
             if msg.id != rid:
                 logger().warning("backend answered unknown request id %r; ignored", msg.id)
                 return None
-            if msg.error is not None:
-                err = msg.error
-                data: dict[str, Any] = err["data"] if isinstance(err.get("data"), dict) else {}
-                default = (
-                    "MethodNotFound"
-                    if err.get("code") == jsonrpc.METHOD_NOT_FOUND
-                    else "BackendError"
-                )
-                return _error(
-                    str(data.get("ename") or default),
-                    str(err.get("message", "")),
-                    data.get("traceback") if isinstance(data.get("traceback"), list) else None,
-                )
-            if not isinstance(msg.result, dict):
-                return _error(
-                    "BackendError", f"backend result is {type(msg.result).__name__}, not an object"
-                )
-            return msg.result
+            return reply_of(msg)
         if isinstance(msg, jsonrpc.Notification):
             self._notification(msg)
         elif isinstance(msg, jsonrpc.Request):
@@ -221,22 +216,25 @@ class BridgeKernel(Kernel):
             logger().warning("malformed line from backend (%s): %.200s", msg.reason, msg.line)
         return None
 
-    def _notification(self, msg: jsonrpc.Notification) -> None:
+    def _notification(
+        self, msg: jsonrpc.Notification, parent: Any = None, count: int | None = None
+    ) -> None:
         if msg.method not in OUTPUT_NOTIFICATIONS:
             logger().warning("backend sent unknown notification %r; ignored", msg.method)
             return
         content = dict(msg.params)
+        content.pop("request", None)  # protocol 1.1: which request it belongs to
         problem = _check_output(msg.method, content)
         if problem:
             logger().warning("backend %s notification ignored: %s", msg.method, problem)
             return
         if msg.method == "execute_result":
-            content["execution_count"] = self.execution_count
+            content["execution_count"] = self.execution_count if count is None else count
             content.setdefault("metadata", {})
         elif msg.method in ("display_data", "update_display_data"):
             content.setdefault("metadata", {})
             content.setdefault("transient", {})
-        self._publish(msg.method, content)
+        self._publish(msg.method, content, parent)
 
     def _backend_request(self, backend: BackendProcess, msg: jsonrpc.Request) -> None:
         if msg.method != "input":
@@ -263,9 +261,13 @@ class BridgeKernel(Kernel):
             return
         backend.send(Codec.result(msg.id, {"value": value}))
 
-    def _publish(self, msg_type: str, content: dict[str, Any]) -> None:
+    def _publish(self, msg_type: str, content: dict[str, Any], parent: Any = None) -> None:
+        """Publish as output of ``parent`` (a request message), or of this thread's request."""
         try:
-            self.send_response(self.iopub_socket, msg_type, content)
+            if parent is not None and self._dispatcher is not None:
+                self._dispatcher.publish(msg_type, content, parent=parent)
+            else:
+                self.send_response(self.iopub_socket, msg_type, content)
         except (TypeError, ValueError) as exc:
             logger().warning("backend %s could not be sent: %s", msg_type, exc)
 
@@ -376,6 +378,25 @@ class BridgeKernel(Kernel):
             backend.stop(0.5)
         self.backend = None
         return {"status": "ok", "restart": restart}
+
+
+def reply_of(msg: jsonrpc.Response) -> dict[str, Any]:
+    """The reply content for the backend's answer to one of the host's requests."""
+    if msg.error is not None:
+        err = msg.error
+        data: dict[str, Any] = err["data"] if isinstance(err.get("data"), dict) else {}
+        not_found = err.get("code") == jsonrpc.METHOD_NOT_FOUND
+        default = "MethodNotFound" if not_found else "BackendError"
+        return _error(
+            str(data.get("ename") or default),
+            str(err.get("message", "")),
+            data.get("traceback") if isinstance(data.get("traceback"), list) else None,
+        )
+    if not isinstance(msg.result, dict):
+        return _error(
+            "BackendError", f"backend result is {type(msg.result).__name__}, not an object"
+        )
+    return msg.result
 
 
 def _error(ename: str, evalue: str, traceback: list[str] | None = None) -> dict[str, Any]:

@@ -1,0 +1,221 @@
+"""Several requests in flight on one backend: bridge protocol 1.1, for subshells.
+
+A backend that says ``"subshells": true`` in its ``initialize`` result may get one
+request per subshell at a time, all at once, each with its ``subshell_id``. Replies
+come back by id; output notifications and input requests name the request they
+belong to in ``params.request`` (docs/bridge-protocol.md, "Subshells").
+
+Who does what. Each request waits on its own thread (its subshell's, or control's).
+One of them at a time is the **reader** (``reading``): it reads the backend's
+stdout and stderr, files each reply in its request's ``Slot``, publishes output with
+that request as parent, hands input requests to the thread that owns the request
+(only it may talk to the client's stdin for it), and wakes the others. It stops
+reading once its own reply or input has come; another waiting thread then takes
+over. All of this state belongs to ``cv``.
+
+An interrupt reaches every running request's thread; the first forwards it to the
+backend and sets ``kill_at``. Whoever reads when that passes with requests still
+unanswered ends the backend, and each of them gets an error reply.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..logs import logger
+from . import jsonrpc
+from .jsonrpc import Codec
+from .process import BackendProcess, Exited, Line, Stderr
+
+if TYPE_CHECKING:
+    from .kernel import BridgeKernel
+
+# How long the reader waits for the backend before it looks at the others again (s).
+READ_SLICE = 0.1
+
+
+class Slot:
+    """One request in flight: who asked (its parent message) and what came back."""
+
+    __slots__ = ("count", "inputs", "main", "parent", "reply", "rid")
+
+    def __init__(self, rid: int, parent: Any, count: Any, main: bool) -> None:
+        self.rid = rid
+        self.parent = parent
+        self.count = count if isinstance(count, int) else None
+        self.main = main  # on the main shell (no subshell_id)
+        self.reply: dict[str, Any] | None = None
+        self.inputs: list[jsonrpc.Request] = []
+
+
+class Shared:
+    """The requests in flight on one backend, and the reader role among their threads."""
+
+    def __init__(self, kernel: BridgeKernel, grace: float) -> None:
+        self.kernel = kernel
+        self.grace = grace
+        self.cv = threading.Condition()
+        self.slots: dict[int, Slot] = {}
+        self.reading = False
+        self.kill_at = 0.0  # when an interrupted backend is ended (0: not interrupted)
+
+    def request(
+        self, backend: BackendProcess, method: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Send a request and wait for its reply (reading for everyone when it is our turn)."""
+        kernel = self.kernel
+        parent = kernel._dispatcher.parent if kernel._dispatcher is not None else None
+        subshell = parent.header.get("subshell_id") if parent is not None else None
+        with self.cv:
+            rid, line = kernel.codec.request(method, {**params, "subshell_id": subshell})
+            slot = Slot(rid, parent, params.get("execution_count"), subshell is None)
+            self.slots[rid] = slot
+            backend.forward_stderr = True
+        try:
+            if not backend.send(line):
+                with self.cv:
+                    self._all_died(backend)
+            while True:
+                try:
+                    reply = self._turn(backend, slot)
+                except KeyboardInterrupt:
+                    self._interrupt(backend)
+                    continue
+                if reply is not None:
+                    return reply
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                # The kernel is exiting (SIGTERM) mid-request: the backend must not outlive it.
+                backend.stop(0.5)
+                kernel.backend = None
+            raise
+        finally:
+            with self.cv:
+                self.slots.pop(rid, None)
+                if not self.slots:
+                    backend.forward_stderr = False
+                    self.kill_at = 0.0
+
+    def _turn(self, backend: BackendProcess, slot: Slot) -> dict[str, Any] | None:
+        """Our reply if it came; else answer our inputs, or read for everyone, or wait."""
+        with self.cv:
+            while True:
+                if slot.reply is not None:
+                    return slot.reply
+                if slot.inputs:
+                    inputs, slot.inputs = slot.inputs, []
+                    break
+                if not self.reading:
+                    self.reading = True
+                    inputs = []
+                    break
+                self.cv.wait(READ_SLICE)
+        if inputs:
+            for request in inputs:
+                self.kernel._backend_request(backend, request)
+            return None
+        try:
+            self._read(backend, slot)
+        finally:
+            with self.cv:
+                self.reading = False
+                self.cv.notify_all()
+        return None
+
+    def _read(self, backend: BackendProcess, mine: Slot) -> None:
+        """Reader: handle the backend's events until our own reply or input has come."""
+        while mine.reply is None and not mine.inputs:
+            if self.kill_at and time.monotonic() > self.kill_at:
+                backend.stop(0.2)
+                with self.cv:
+                    self._fail_all(
+                        "KeyboardInterrupt",
+                        f"the backend did not stop within {self.grace:g} s of the interrupt; "
+                        "it was ended and will be restarted",
+                    )
+                    self.kernel.backend = None
+                return
+            event = backend.next_event(READ_SLICE)
+            if event is None:
+                continue
+            with self.cv:
+                self._file(backend, event)
+                self.cv.notify_all()
+
+    def _file(self, backend: BackendProcess, event: Any) -> None:
+        """Put one event where it belongs (called with cv held)."""
+        kernel = self.kernel
+        if isinstance(event, Exited):
+            self._all_died(backend)
+            return
+        if isinstance(event, Stderr):
+            self._output("stream", {"name": "stderr", "text": event.text}, None)
+            return
+        assert isinstance(event, Line)
+        msg = Codec.parse(event.data)
+        if isinstance(msg, jsonrpc.Response):
+            slot = self.slots.get(msg.id) if isinstance(msg.id, int) else None
+            if slot is None:
+                logger().warning("backend answered unknown request id %r; ignored", msg.id)
+                return
+            from .kernel import reply_of
+
+            slot.reply = reply_of(msg)
+        elif isinstance(msg, jsonrpc.Notification):
+            target = self._target(msg.params.get("request"))
+            if target is None:
+                logger().warning("backend %s with no request running; ignored", msg.method)
+                return
+            kernel._notification(msg, target.parent, target.count)
+        elif isinstance(msg, jsonrpc.Request):
+            target = self._target(msg.params.get("request"))
+            if target is None:
+                backend.send(Codec.error(msg.id, jsonrpc.INTERNAL_ERROR, "no request is running"))
+                return
+            target.inputs.append(msg)
+        elif isinstance(msg, jsonrpc.Text):
+            self._output("stream", {"name": "stdout", "text": msg.text + "\n"}, None)
+        else:
+            logger().warning("malformed line from backend (%s): %.200s", msg.reason, msg.line)
+
+    def _target(self, rid: Any) -> Slot | None:
+        """The request a line belongs to: the one it names, else the only or main one."""
+        if isinstance(rid, int) and rid in self.slots:
+            return self.slots[rid]
+        slots = list(self.slots.values())
+        if len(slots) <= 1:
+            return slots[0] if slots else None
+        return next((s for s in slots if s.main), min(slots, key=lambda s: s.rid))
+
+    def _output(self, msg_type: str, content: dict[str, Any], rid: Any) -> None:
+        target = self._target(rid)
+        if target is None:
+            logger().warning("backend output with no request running: %.200s", content)
+            return
+        self.kernel._publish(msg_type, content, target.parent)
+
+    def _interrupt(self, backend: BackendProcess) -> None:
+        """A running request's thread was interrupted: tell the backend once."""
+        with self.cv:
+            if self.kill_at:
+                return
+            self.kill_at = time.monotonic() + self.grace
+        self.kernel._forward_interrupt(backend)
+
+    def _all_died(self, backend: BackendProcess) -> None:
+        """The backend is gone: every request in flight gets the same BackendDied reply."""
+        died = self.kernel._died(backend)
+        for slot in self.slots.values():
+            if slot.reply is None:
+                slot.reply = dict(died)
+        self.cv.notify_all()
+
+    def _fail_all(self, ename: str, evalue: str) -> None:
+        from .kernel import _error
+
+        for slot in self.slots.values():
+            if slot.reply is None:
+                slot.reply = _error(ename, evalue)
+        self.cv.notify_all()
