@@ -121,7 +121,7 @@ class ShellChannel:
         self._reader = threading.Thread(target=self._read, name="kernelkit-shell", daemon=True)
         self._reader.start()
 
-    def _start_reader(self) -> None:
+    def _hand_reading_over(self) -> None:
         self.routed = True
         self.wake()  # the reader reads from now on; a main thread waiting moves to its queue
 
@@ -274,7 +274,7 @@ class ShellChannel:
     # -- subshells -------------------------------------------------------------------
 
     def create(self, on_start: Callable[[ThreadGate], None] | None = None) -> str:
-        self._start_reader()
+        self._hand_reading_over()
         sub = Subshell(new_id())
         started = threading.Event()
 

@@ -20,6 +20,8 @@ from ..logs import logger
 from . import jsonrpc
 from .jsonrpc import BRIDGE_PROTOCOL_VERSION, Codec
 from .process import BackendProcess, Exited, Line, Stderr
+from .replies import error as _error
+from .replies import reply_of
 from .shared import Shared
 
 # How long a backend may take to answer `initialize` (s).
@@ -378,34 +380,6 @@ class BridgeKernel(Kernel):
             backend.stop(0.5)
         self.backend = None
         return {"status": "ok", "restart": restart}
-
-
-def reply_of(msg: jsonrpc.Response) -> dict[str, Any]:
-    """The reply content for the backend's answer to one of the host's requests."""
-    if msg.error is not None:
-        err = msg.error
-        data: dict[str, Any] = err["data"] if isinstance(err.get("data"), dict) else {}
-        not_found = err.get("code") == jsonrpc.METHOD_NOT_FOUND
-        default = "MethodNotFound" if not_found else "BackendError"
-        return _error(
-            str(data.get("ename") or default),
-            str(err.get("message", "")),
-            data.get("traceback") if isinstance(data.get("traceback"), list) else None,
-        )
-    if not isinstance(msg.result, dict):
-        return _error(
-            "BackendError", f"backend result is {type(msg.result).__name__}, not an object"
-        )
-    return msg.result
-
-
-def _error(ename: str, evalue: str, traceback: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "status": "error",
-        "ename": ename,
-        "evalue": evalue,
-        "traceback": traceback if traceback is not None else [f"{ename}: {evalue}"],
-    }
 
 
 def _tail(backend: BackendProcess) -> str:

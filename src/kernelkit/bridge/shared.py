@@ -28,6 +28,7 @@ from ..logs import logger
 from . import jsonrpc
 from .jsonrpc import Codec
 from .process import BackendProcess, Exited, Line, Stderr
+from .replies import error, reply_of
 
 if TYPE_CHECKING:
     from .kernel import BridgeKernel
@@ -160,8 +161,6 @@ class Shared:
             if slot is None:
                 logger().warning("backend answered unknown request id %r; ignored", msg.id)
                 return
-            from .kernel import reply_of
-
             slot.reply = reply_of(msg)
         elif isinstance(msg, jsonrpc.Notification):
             target = self._target(msg.params.get("request"))
@@ -213,9 +212,7 @@ class Shared:
         self.cv.notify_all()
 
     def _fail_all(self, ename: str, evalue: str) -> None:
-        from .kernel import _error
-
         for slot in self.slots.values():
             if slot.reply is None:
-                slot.reply = _error(ename, evalue)
+                slot.reply = error(ename, evalue)
         self.cv.notify_all()
