@@ -206,9 +206,7 @@ class Dispatcher:
         """Whether a shell request is answered at once by the thread that read it.
 
         kernel_info and comm_info call no hook and must not wait behind a long cell:
-        JupyterLab connects a subshell console with a kernel_info_request on the main
-        shell while the notebook is busy, and waits for the reply before it creates
-        the subshell.
+        JupyterLab's subshell console waits for a kernel_info_reply on the main shell.
         """
         return msg.msg_type in IMMEDIATE
 
@@ -239,7 +237,7 @@ class Dispatcher:
                 ),
             )
         else:
-            _log_unknown(msg_type, channel)
+            _log("info", "ignored unknown message type %s on %s", msg_type, channel)
             self._bracketed(channel, msg, lambda: None)
 
     def _bracketed(
@@ -536,9 +534,7 @@ class Dispatcher:
         if reply.get("ename") == "KernelBusy":
             # A hook is still running: exit without do_shutdown, as a busy kernel must
             # still shut down (the running hook is unwound on the way out).
-            from .logs import logger
-
-            logger().warning("shutdown without do_shutdown: a hook was still running")
+            _log("warning", "shutdown without do_shutdown: a hook was still running")
             reply = {"status": "ok"}
         reply.setdefault("restart", restart)
         # Some clients watch IOPub rather than the reply to learn of a shutdown.
@@ -597,7 +593,7 @@ def _is_silent(msg: Message | None) -> bool:
     )
 
 
-def _log_unknown(msg_type: str, channel: str) -> None:
-    from .logs import logger
+def _log(level: str, text: str, *args: object) -> None:
+    from .logs import logger  # logging costs start-up time: imported once there is a line
 
-    logger().info("ignored unknown message type %s on %s", msg_type, channel)
+    getattr(logger(), level)(text, *args)
