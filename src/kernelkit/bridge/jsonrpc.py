@@ -7,6 +7,7 @@ claims to be JSON-RPC but is broken is reported as ``Malformed``, never raised.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -72,11 +73,11 @@ class Codec:
     """Numbers outgoing requests and parses incoming lines."""
 
     def __init__(self) -> None:
-        self._next_id = 0
+        # next() on a count is atomic: request threads of a concurrent backend share it.
+        self._ids = itertools.count(1)
 
     def request(self, method: str, params: dict[str, Any]) -> tuple[int, bytes]:
-        self._next_id += 1
-        rid = self._next_id
+        rid = next(self._ids)
         return rid, _dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
 
     @staticmethod
