@@ -63,7 +63,7 @@ def sending() -> tuple[float, float]:
 def parent_header() -> tuple[float, float]:
     """Re-encoding the parent header against sending the received header frame as it is."""
     session = Session(b"key")
-    request = session.serialize("execute_request", {"code": "hi"})
+    request = Session(b"key").serialize("execute_request", {"code": "hi"})  # a client's
     msg = session.deserialize(request)
     content = {"name": "stdout", "text": "hi"}
     assert msg.raw_header is not None

@@ -276,7 +276,7 @@ def test_backend_stderr_wakes_a_waiting_reader_and_timeouts_return_none() -> Non
         "time.sleep(30)\n"
     )
     try:
-        backend.forward_stderr = True
+        # A new backend is busy: its creator reads stderr along with stdout (until end()).
         started = time.monotonic()
         assert backend.next_event(0.2) is None
         assert time.monotonic() - started >= 0.19

@@ -132,7 +132,8 @@ def run_must_fail(
 @contextmanager
 def spawn(args: list[str], **kwargs: Any) -> Iterator[subprocess.Popen[str]]:
     """Start a process that is killed (and reaped) however the test ends."""
-    with subprocess.Popen(args, text=True, stdin=subprocess.DEVNULL, **kwargs) as proc:
+    kwargs.setdefault("stdin", subprocess.DEVNULL)
+    with subprocess.Popen(args, text=True, **kwargs) as proc:
         try:
             yield proc
         finally:
@@ -447,6 +448,156 @@ def test_run_without_connection_file(tmp_path: Path) -> None:
         assert not path.exists()
 
 
+# A launcher that tells its pid, waits for a line, then becomes the kernel (exec keeps the
+# pid) under umask 000: a test can plant files at names derived from the kernel's pid.
+WAIT_THEN_EXEC = (
+    "import os, sys\n"
+    "os.umask(0)\n"
+    "print(os.getpid(), flush=True)\n"
+    "sys.stdin.readline()\n"
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])\n"
+)
+UUID_NAME = r"kernel-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.json"
+
+
+@contextmanager
+def umask(mask: int) -> Iterator[None]:
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def test_own_connection_file_ignores_files_planted_at_predictable_names(
+    tmp_path: Path,
+) -> None:
+    import re
+
+    runtime = Path(os.environ["JUPYTER_RUNTIME_DIR"])
+    runtime.mkdir(parents=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the victim's own file\n")
+    with spawn([sys.executable, "-c", WAIT_THEN_EXEC, "-m", "kernelkit", "run", "echo"],
+               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        pid = int(proc.stdout.readline())
+        # Names a kernel could have been expected to use: jupyter's and kernelkit's old one.
+        planted = [runtime / f"kernel-{pid}.json", runtime / f"kernel-kernelkit-{pid}.json"]
+        for link in planted:
+            link.symlink_to(victim)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        where = Lines(proc.stdout).wait_for(lambda line: "connection file:" in line)
+        path = Path(where.split("connection file:", 1)[1].strip().removesuffix(")"))
+        assert re.fullmatch(UUID_NAME, path.name), path.name
+        assert path.parent == runtime and path.is_file() and not path.is_symlink()
+        assert mode(path) == 0o600  # under umask 000
+        assert victim.read_text() == "the victim's own file\n"
+        assert all(link.is_symlink() for link in planted)
+        with connected(path) as kc:
+            assert_echo_kernel(kc)
+            kc.shutdown()
+        assert proc.wait(timeout=20) == 0
+        assert not path.exists()
+    assert victim.read_text() == "the victim's own file\n"
+
+
+def test_runtime_folder_it_creates_is_private_under_umask_000(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = tmp_path / "fresh" / "deeper" / "runtime"
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+    with (
+        umask(0),
+        spawn([*KERNELKIT, "run", "echo"], stdout=subprocess.PIPE,
+              stderr=subprocess.PIPE) as proc,
+    ):
+        assert proc.stdout is not None
+        where = Lines(proc.stdout).wait_for(lambda line: "connection file:" in line)
+        path = Path(where.split("connection file:", 1)[1].strip().removesuffix(")"))
+        assert path.parent == runtime
+        for folder in (tmp_path / "fresh", tmp_path / "fresh" / "deeper", runtime):
+            assert mode(folder) == 0o700, (folder, oct(mode(folder)))
+        assert mode(path) == 0o600
+        with connected(path) as kc:
+            kc.shutdown()
+        assert proc.wait(timeout=20) == 0
+        assert proc.stderr is not None
+        assert "can be written by other users" not in proc.stderr.read()
+
+
+def test_shared_runtime_folder_is_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = tmp_path / "shared"
+    runtime.mkdir()
+    runtime.chmod(0o777)  # writable by all, no sticky bit
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+    with spawn([*KERNELKIT, "run", "echo"], stdout=subprocess.PIPE,
+               stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        where = Lines(proc.stdout).wait_for(lambda line: "connection file:" in line)
+        path = Path(where.split("connection file:", 1)[1].strip().removesuffix(")"))
+        warning = Lines(proc.stderr).wait_for(lambda line: "kernelkit: warning:" in line)
+        assert str(runtime) in warning and "can be written by other users" in warning
+        assert "0777" in warning
+        with connected(path) as kc:
+            kc.shutdown()
+        assert proc.wait(timeout=20) == 0
+
+
+def test_write_new_skips_a_name_that_is_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kernelkit.wire
+    from kernelkit.connection import ConnectionInfo
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    (tmp_path / "kernel-taken.json").symlink_to(victim)
+    (tmp_path / "kernel-also-taken.json").write_text("{}")
+    names = iter(["taken", "also-taken", "fresh"])
+    monkeypatch.setattr(kernelkit.wire, "new_id", lambda: next(names))
+    with umask(0):
+        path = ConnectionInfo(key="k").write_new(tmp_path)
+    assert path == tmp_path / "kernel-fresh.json"
+    assert json.loads(path.read_text())["key"] == "k" and mode(path) == 0o600
+    assert victim.read_text() == "keep me\n"
+    assert (tmp_path / "kernel-also-taken.json").read_text() == "{}"
+
+
+def test_write_new_gives_up_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kernelkit.wire
+    from kernelkit.connection import ConnectionInfo
+
+    (tmp_path / "kernel-same.json").write_text("{}")
+    monkeypatch.setattr(kernelkit.wire, "new_id", lambda: "same")
+    with pytest.raises(FileExistsError, match="new random names was already taken"):
+        ConnectionInfo(key="k").write_new(tmp_path)
+
+
+def test_rewriting_a_connection_file_replaces_a_symlink_instead_of_following_it(
+    tmp_path: Path,
+) -> None:
+    from kernelkit.connection import ConnectionInfo
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    link = tmp_path / "connection.json"
+    link.symlink_to(victim)
+    with umask(0):
+        ConnectionInfo(key="k", shell_port=5).write(link)
+    assert victim.read_text() == "keep me\n"
+    assert not link.is_symlink() and mode(link) == 0o600
+    assert json.loads(link.read_text())["shell_port"] == 5
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
 def test_sigterm_removes_own_connection_file(tmp_path: Path) -> None:
     with spawn([*KERNELKIT, "run", "echo"], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         assert proc.stdout is not None
@@ -596,6 +747,41 @@ def test_install_user(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
     with managed("kernelkit-echo") as kc:
         assert_echo_kernel(kc)
+
+
+@pytest.mark.parametrize(("mask", "file_mode", "dir_mode"),
+                         [(0o000, 0o644, 0o755), (0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
+def test_install_is_not_world_writable_whatever_the_umask(
+    tmp_path: Path, mask: int, file_mode: int, dir_mode: int
+) -> None:
+    prefix = tmp_path / "env"
+    with umask(mask):
+        done = cli("install", "echo", "--name", "kk-umask", "--prefix", str(prefix))
+    assert done.returncode == 0, done.stderr
+    dest = prefix / "share" / "jupyter" / "kernels" / "kk-umask"
+    assert mode(dest / "kernel.json") == file_mode
+    folder = dest
+    while folder != tmp_path:  # every folder install created
+        assert mode(folder) == dir_mode, (folder, oct(mode(folder)))
+        folder = folder.parent
+    # Installing again replaces a kernel.json anyone could write with one they cannot.
+    (dest / "kernel.json").chmod(0o666)
+    with umask(mask):
+        assert cli("install", "echo", "--name", "kk-umask", "--prefix", str(prefix)).returncode == 0
+    assert mode(dest / "kernel.json") == file_mode
+    assert json.loads((dest / "kernel.json").read_text())["argv"][3:5] == ["run", "echo"]
+
+
+def test_install_does_not_write_through_a_planted_symlink(tmp_path: Path) -> None:
+    prefix = tmp_path / "env"
+    dest = prefix / "share" / "jupyter" / "kernels" / "kk-link"
+    dest.mkdir(parents=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    (dest / "kernel.json").symlink_to(victim)
+    assert cli("install", "echo", "--name", "kk-link", "--prefix", str(prefix)).returncode == 0
+    assert victim.read_text() == "keep me\n"
+    assert not (dest / "kernel.json").is_symlink()
 
 
 def test_list_agrees_with_jupyter_about_shadowed_names(data_dir: Path) -> None:

@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from jupyter_client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
+from jupyter_client.session import Session as JCSession
 
 import reliability
 from conftest import stdout_of
@@ -174,7 +175,7 @@ def test_every_accepted_message_is_refused_when_replayed(
 
 def test_replay_guard_memory_is_bounded() -> None:
     session = Session(KEY)
-    first = session.serialize("x", {})
+    first = Session(KEY).serialize("x", {})  # a client's: a session refuses its own
     session.deserialize(first)
     for i in range(REPLAY_MEMORY):
         session.replay_guard.check(b"%d" % i)
@@ -511,7 +512,10 @@ def test_curve_encrypts_what_travels(encryption: str) -> None:
     marker = "kernelkit-marker-" + os.urandom(6).hex()
     with managed("kk-commands", transport_encryption=encryption) as (km, _):
         relay = Relay(km.shell_port)
-        kc = km.client(shell_port=relay.port)
+        # A client of its own session: two clients sharing one (km.client() twice) share a
+        # routing identity, and the kernel serves the first connected only (no handover).
+        own = JCSession(key=km.session.key, signature_scheme=km.session.signature_scheme)
+        kc = km.client(shell_port=relay.port, session=own)
         kc.start_channels()
         try:
             kc.wait_for_ready(timeout=60)

@@ -6,6 +6,7 @@ from typing import Any
 
 import zmq
 
+from kernelkit.droplog import DropLog
 from kernelkit.shell import ShellChannel
 from kernelkit.wire import Message, Session
 
@@ -35,8 +36,8 @@ def test_the_main_thread_never_waits_while_requests_are_pending() -> None:
     router.bind("inproc://shell-test")
     client = ctx.socket(zmq.DEALER)
     client.connect("inproc://shell-test")
-    session = Session(b"key")
-    channel = ShellChannel(router, session, lambda: None)
+    session = Session(b"key")  # the client's; the kernel refuses messages of its own session
+    channel = ShellChannel(router, Session(b"key"), lambda: None, DropLog(lambda text: None))
     handler = Recorder()
     channel.handler = handler  # no reader thread: the main thread reads for itself
     try:

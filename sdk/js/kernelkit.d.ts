@@ -60,7 +60,11 @@ export interface ExecuteReply {
   traceback?: string[];
 }
 
-/** What a running execute can do: every call becomes output of that cell. */
+/**
+ * What a running execute can do: every call becomes output of that cell. Output names its
+ * request, so a call after the execute has returned (a timer) is logged by the host, never
+ * shown under another cell.
+ */
 export interface Context {
   /** Aborted when the user interrupts the execution. */
   signal: AbortSignal;
@@ -72,7 +76,11 @@ export interface Context {
   clearOutput(wait?: boolean): void;
   /** The cell's result (execute_result); the host adds the execution count. */
   result(data: MimeBundle, metadata?: Record<string, unknown>): void;
-  /** Ask the user for a line through the client (fails if the client does not allow input). */
+  /**
+   * Ask the user for a line through the client. Rejects with an error whose `name` is
+   * "StdinNotImplementedError" if the client does not allow input, or "KeyboardInterrupt"
+   * if the user interrupts while asked.
+   */
   input(prompt?: string): Promise<string>;
   getpass(prompt?: string): Promise<string>;
 }

@@ -20,7 +20,11 @@ bridge protocol (docs/bridge-protocol.md) on stdin/stdout::
 
 ``print()`` inside ``execute`` becomes output of the cell; an exception becomes an
 error reply with its traceback; SIGINT (an interrupt) raises KeyboardInterrupt in
-the running code.
+the running code. ``ctx.input`` raises StdinNotImplementedError when the client does
+not take input, and KeyboardInterrupt when the user interrupts while asked. Output
+through ``ctx`` names its request: made after ``execute`` returned (from a thread), the
+host logs it instead of showing it under another cell. Text written to the real stderr
+is flushed before each reply, so that it lands in the cell it was written for.
 
 A backend whose ``info`` says ``"subshells": True`` (bridge protocol 1.1) runs each
 request on a thread of its own, so a subshell's cell runs while the notebook's does;
@@ -30,6 +34,7 @@ running request (in code blocked in a C call, such as ``time.sleep``, once it re
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import signal
@@ -60,8 +65,21 @@ class _Channel:
             self.wfile.write(line.encode("utf-8", "surrogatepass") + b"\n")
             self.wfile.flush()
 
-    def notify(self, method: str, params: dict[str, Any]) -> None:
-        request = getattr(self.local, "request", None)
+    def reply(self, obj: dict[str, Any]) -> None:
+        """Send a response; what went to the real stderr first is flushed before it.
+
+        The host shows stderr written before a reply in that request's cell, and reads
+        the pipe when the reply arrives: text still in Python's buffer would miss it.
+        """
+        stderr = sys.__stderr__
+        if stderr is not None:
+            with contextlib.suppress(OSError, ValueError):  # closed, or a broken pipe
+                stderr.flush()
+        self.send(obj)
+
+    def notify(self, method: str, params: dict[str, Any], request: Any = None) -> None:
+        if request is None:
+            request = getattr(self.local, "request", None)
         if request is not None:
             params = {**params, "request": request}
         self.send({"jsonrpc": "2.0", "method": method, "params": params})
@@ -122,29 +140,37 @@ class _Output(io.TextIOBase):
 
 
 class Context:
-    """What a running ``execute`` can do; every call becomes output of that cell."""
+    """What a running ``execute`` can do; every call becomes output of that cell.
+
+    Its output names the request it was made for, even from another thread: output
+    after the reply is then logged by the host, never shown under the next cell.
+    """
 
     def __init__(self, channel: _Channel) -> None:
         self._channel = channel
+        self._request = getattr(channel.local, "request", None)
+
+    def _notify(self, method: str, params: dict[str, Any]) -> None:
+        self._channel.notify(method, params, self._request)
 
     def stream(self, name: str, text: str) -> None:
-        self._channel.notify("stream", {"name": name, "text": str(text)})
+        self._notify("stream", {"name": name, "text": str(text)})
 
     def display(self, data: dict[str, Any], metadata: dict[str, Any] | None = None,
                 transient: dict[str, Any] | None = None) -> None:
-        self._channel.notify("display_data", {"data": data, "metadata": metadata or {},
-                                              "transient": transient or {}})
+        self._notify("display_data", {"data": data, "metadata": metadata or {},
+                                      "transient": transient or {}})
 
     def update_display(self, data: dict[str, Any], display_id: str,
                        metadata: dict[str, Any] | None = None) -> None:
-        self._channel.notify("update_display_data", {
+        self._notify("update_display_data", {
             "data": data, "metadata": metadata or {}, "transient": {"display_id": display_id}})
 
     def clear_output(self, wait: bool = False) -> None:
-        self._channel.notify("clear_output", {"wait": wait})
+        self._notify("clear_output", {"wait": wait})
 
     def result(self, data: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
-        self._channel.notify("execute_result", {"data": data, "metadata": metadata or {}})
+        self._notify("execute_result", {"data": data, "metadata": metadata or {}})
 
     def input(self, prompt: str = "", password: bool = False) -> str:
         answer = self._channel.ask("input", {"prompt": str(prompt), "password": password})
@@ -154,11 +180,23 @@ class Context:
         return self.input(prompt, password=True)
 
 
+class StdinNotImplementedError(RuntimeError):
+    """The client does not take input (its ``allow_stdin`` is false)."""
+
+
 def _answer(msg: dict[str, Any] | None) -> Any:
     if msg is None:
         raise EOFError("the host closed the connection")
-    if msg.get("error"):
-        raise RuntimeError(msg["error"].get("message", "input failed"))
+    error = msg.get("error")
+    if error:
+        message = str(error.get("message", "input failed")) if isinstance(error, dict) else ""
+        data = error.get("data") if isinstance(error, dict) else None
+        ename = data.get("ename") if isinstance(data, dict) else None
+        if ename == "KeyboardInterrupt":  # the user interrupted while asked for input
+            raise KeyboardInterrupt
+        if ename == "StdinNotImplementedError":
+            raise StdinNotImplementedError(message)
+        raise RuntimeError(message)
     return msg.get("result")
 
 
@@ -185,7 +223,15 @@ def serve(backend: Any, stdin: BinaryIO | None = None, stdout: BinaryIO | None =
     if (getattr(backend, "info", {}) or {}).get("subshells") is True:
         _serve_concurrently(backend, channel, outputs)
         return
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # SIGINT interrupts the backend's own code only: one that lands just after a reply
+    # (the user interrupted as the cell ended) must not end the backend, nor cut a line.
+    running = [False]
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if running[0]:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
     while True:
         msg = channel.pending.pop(0) if channel.pending else channel.read()
         if msg is None:
@@ -193,13 +239,23 @@ def serve(backend: Any, stdin: BinaryIO | None = None, stdout: BinaryIO | None =
         method, rid, params = msg.get("method"), msg.get("id"), msg.get("params") or {}
         if method is None or rid is None:
             continue  # responses nobody waits for, and notifications (interrupt while idle)
+        # Output names its request, so that the host never shows it under another cell.
+        channel.local.request = rid
         try:
-            result = _call(backend, channel, outputs, method, params)
+            running[0] = True
+            try:
+                result = _call(backend, channel, outputs, method, params)
+            finally:
+                running[0] = False
         except _MethodNotFound:
-            channel.send({"jsonrpc": "2.0", "id": rid,
-                          "error": {"code": -32601, "message": f"unknown method {method}"}})
+            channel.reply({"jsonrpc": "2.0", "id": rid,
+                           "error": {"code": -32601, "message": f"unknown method {method}"}})
             continue
-        channel.send({"jsonrpc": "2.0", "id": rid, "result": result})
+        except KeyboardInterrupt as exc:  # landed between the method's end and the flag
+            result = error_content(exc)
+        finally:
+            channel.local.request = None
+        channel.reply({"jsonrpc": "2.0", "id": rid, "result": result})
         if method == "shutdown":
             return
 
@@ -241,7 +297,7 @@ def _serve_concurrently(backend: Any, channel: _Channel,
         finally:
             with lock:
                 running.pop(threading.get_ident(), None)
-        channel.send(answer)
+        channel.reply(answer)
         if method == "shutdown":
             import os
 

@@ -8,7 +8,6 @@ the CLI prints on stderr before exiting non-zero.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -110,6 +109,15 @@ def serve(factory: Callable[[], Kernel], label: str, connection_file: str | None
         session = Session(info.key.encode(), info.signature_scheme)
     except (ConnectionFileError, ValueError) as exc:
         raise StartupError(f"kernel {label}: {exc}") from None
+    if not info.key:
+        # Allowed, as Jupyter allows it, but nobody should run like this unawares.
+        print(
+            f"kernelkit: warning: the connection file {connection_file} has an empty key, "
+            "so messages are not signed: any local process that can reach the kernel's "
+            "ports can run code in it as this user",
+            file=sys.stderr,
+            flush=True,
+        )
     unset_ports = connection_file is not None and 0 in info.ports()
     try:
         server = Server(info, session)
@@ -158,14 +166,36 @@ def _check_kernel_info(dispatcher: Any, label: str) -> None:
         )
 
 
+def _warn_if_shared(folder: Path) -> None:
+    """Say so if others may replace files in the folder that holds our connection file.
+
+    In a folder anyone can write to without the sticky bit, another user can rename our
+    file away and put theirs in its place, so that a client connects to their kernel.
+    """
+    try:
+        st = folder.stat()
+    except OSError:
+        return
+    if st.st_mode & 0o022 and not st.st_mode & 0o1000:
+        print(
+            f"kernelkit: warning: {folder} can be written by other users "
+            f"(mode {st.st_mode & 0o7777:04o}): they could replace the connection file; "
+            f"make it private (chmod 700 {folder})",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def _announce(info: ConnectionInfo) -> Path:
     """Write our own connection file and tell the user how to connect to it."""
     runtime = jupyter_runtime_dir()
-    path = runtime / f"kernel-kernelkit-{os.getpid()}.json"
     try:
-        info.write(path)
+        path = info.write_new(runtime)
     except OSError as exc:
-        raise StartupError(f"cannot write connection file {path}: {exc.strerror}") from None
+        raise StartupError(
+            f"cannot write a connection file in {runtime}: {exc.strerror or exc}"
+        ) from None
+    _warn_if_shared(runtime)
     shown = path.name if path.parent == runtime else str(path)
     print(
         "kernelkit: kernel started; to connect a client, use:\n"

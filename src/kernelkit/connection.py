@@ -8,6 +8,8 @@ keypair ``curve_publickey`` / ``curve_secretkey`` (Z85 text).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import sys
@@ -156,16 +158,124 @@ class ConnectionInfo:
             raise ConnectionFileError(f"connection file {path} is not valid JSON: {exc}") from None
         return cls.from_dict(data)
 
+    def _json(self) -> bytes:
+        return (json.dumps(self.to_dict(), indent=2) + "\n").encode("utf-8")
+
     def write(self, path: str | os.PathLike[str]) -> None:
-        """Write the file readable by its owner only: the key lets anyone run code."""
+        """Write (or replace) the file at ``path``, readable by its owner only.
+
+        The key lets anyone who reads it run code. The file is written whole under a
+        fresh name and then renamed over ``path``, so a symlink planted there is
+        replaced, never followed, and a reader never sees half a file.
+        """
         parent = os.path.dirname(os.fspath(path))
         if parent:
-            os.makedirs(parent, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2)
-            f.write("\n")
+            make_dirs(parent, 0o700)
+        replace_file(path, self._json(), 0o600)
+
+    def write_new(self, directory: str | os.PathLike[str]) -> Path:
+        """Write a new connection file named ``kernel-<random uuid>.json`` in ``directory``.
+
+        The name cannot be guessed and the file is created exclusively (``O_EXCL``,
+        ``O_NOFOLLOW``, mode 0600), so nothing another process planted in the folder is
+        read, followed or overwritten: a name that exists already is skipped.
+        """
+        from pathlib import Path
+
+        from .wire import new_id
+
+        make_dirs(directory, 0o700)
+        for _ in range(NEW_NAME_ATTEMPTS):
+            path = Path(directory) / f"kernel-{new_id()}.json"
+            try:
+                _write_exclusive(path, self._json(), 0o600)
+            except FileExistsError:
+                continue
+            return path
+        raise FileExistsError(
+            errno.EEXIST,
+            f"every one of {NEW_NAME_ATTEMPTS} new random names was already taken",
+            str(directory),
+        )
+
+
+# How many fresh random names write_new tries before giving up (one is all it ever needs
+# unless something creates files with uuid names in the runtime folder on purpose).
+NEW_NAME_ATTEMPTS = 16
+_EXCLUSIVE = (
+    os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+def _write_exclusive(path: str | os.PathLike[str], data: bytes, mode: int) -> None:
+    """Create ``path`` (never an existing file or symlink) with ``mode`` and write ``data``.
+
+    The umask can only take permissions away from ``mode``, never add them.
+    """
+    fd = os.open(path, _EXCLUSIVE, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    os.close(fd)
+
+
+def replace_file(path: str | os.PathLike[str], data: bytes, mode: int) -> None:
+    """Put ``data`` at ``path`` with permissions ``mode`` (at most), atomically.
+
+    Written under a fresh random name beside ``path``, then renamed over it: whatever
+    was at ``path`` (an older file with looser permissions, a planted symlink) is
+    replaced, not written through.
+    """
+    from .wire import new_id
+
+    target = os.fspath(path)
+    folder, name = os.path.split(target)
+    temp = os.path.join(folder, f".{name}.{new_id()}.tmp")
+    try:
+        _write_exclusive(temp, data, mode)
+    except PermissionError:
+        # A folder we may not add files to: rewrite the file in place, but never
+        # through a symlink, and only a file that is there already.
+        if not os.path.isfile(target):
+            raise
+        fd = os.open(target, os.O_WRONLY | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0))
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return
+    try:
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def make_dirs(path: str | os.PathLike[str], mode: int) -> None:
+    """``os.makedirs`` giving every folder it creates ``mode`` (less what the umask removes).
+
+    ``os.makedirs`` gives the parents it creates 0777 less the umask: under umask 000,
+    folders anyone could write to.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path.rstrip(os.sep))
+    if parent and parent != path:
+        make_dirs(parent, mode)
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
 
 
 def jupyter_runtime_dir() -> Path:

@@ -39,9 +39,10 @@ from datetime import datetime
 from types import FrameType
 from typing import Any, Protocol
 
+from . import requests as _req
 from .hooks import HookError, check_hooks
 from .kernelinfo import complete, kernel_info_problems
-from .streams import OutStream
+from .streams import Coalescer, OutStream
 from .wire import JSONDict, Message
 
 __all__ = ["Dispatcher", "HookError", "StdinNotImplementedError", "Transport",
@@ -144,6 +145,8 @@ class Dispatcher:
             "comm_msg": self._ignore,
             "comm_close": self._ignore,
         }
+        # Stream text of every request, merged into few messages (streams.py).
+        self.streams = Coalescer(self._send_stream)
         self.stdout = OutStream("stdout", self)
         self.stderr = OutStream("stderr", self)
 
@@ -162,12 +165,19 @@ class Dispatcher:
         buffers: list[bytes] | tuple[bytes, ...] = (),
         parent: Message | None = None,
     ) -> JSONDict:
-        """Publish on IOPub as a child of the current request."""
-        if msg_type != "stream":
-            self.flush_streams()
-        return self.transport.send(
-            "iopub", msg_type, content, parent or self.parent, metadata, buffers
-        )
+        """Publish on IOPub as a child of ``parent`` (default: the calling thread's request).
+
+        A plain ``stream`` message (name and text, nothing else) joins the request's
+        other stream text (streams.Coalescer): it returns the header of the message
+        sent now, or {} while its text waits. Anything else first sends the text
+        waiting for the same request, so output keeps the order it was made in.
+        """
+        parent = parent or self.parent
+        if parent is not None:
+            if msg_type == "stream" and not metadata and not buffers and _plain_stream(content):
+                return self.streams.write(parent, content["name"], content["text"], True) or {}
+            self.streams.flush(parent)
+        return self.transport.send("iopub", msg_type, content, parent, metadata, buffers)
 
     def input(self, prompt: str, password: bool) -> str:
         parent = self.parent
@@ -181,8 +191,14 @@ class Dispatcher:
         return self.transport.request_input(parent, prompt, password)
 
     def flush_streams(self) -> None:
-        self.stdout.flush()
-        self.stderr.flush()
+        """Send the stream text waiting for the calling thread's request, now."""
+        parent = self.parent
+        if parent is not None:
+            self.streams.flush(parent)
+
+    def _send_stream(self, parent: Message, name: str, text: str) -> JSONDict:
+        """Send one (merged) stream message; the streams.Coalescer calls it, under its lock."""
+        return self.transport.send("iopub", "stream", {"name": name, "text": text}, parent)
 
     def capture_output(self) -> None:
         """Route print() and sys.stderr written during hooks to the client, as ipykernel does."""
@@ -256,13 +272,14 @@ class Dispatcher:
             if reply is not None:
                 self._send_reply(channel, msg, reply)
         finally:
-            self.flush_streams()
+            self.streams.close(msg)  # all of its output before its idle
             self.transport.send("iopub", "status", {"execution_state": "idle"}, msg)
             local.parent = None
 
     def _send_reply(self, channel: str, msg: Message, reply: JSONDict) -> None:
         """Send the reply; one that cannot be encoded as JSON becomes an error reply."""
         reply_type = _reply_type(msg.msg_type)
+        self.streams.flush(msg)  # the reply comes after the output written before it
         try:
             self.transport.send(channel, reply_type, reply, msg)
         except (TypeError, ValueError, RecursionError) as exc:
@@ -314,7 +331,7 @@ class Dispatcher:
         finally:
             if lock is not None:
                 lock.release()
-        self.flush_streams()
+        # (The hook's stream text goes out before the reply: _send_reply flushes it.)
         if not isinstance(result, dict):
             wrong = TypeError(
                 f"{type(self.kernel).__name__}.{name} returned "
@@ -396,14 +413,11 @@ class Dispatcher:
     # -- handlers -----------------------------------------------------------------
 
     def _execute(self, channel: str, msg: Message) -> JSONDict:
-        c = msg.content
-        code = c.get("code", "")
-        if not isinstance(code, str):
-            return _bad_request("execute_request content 'code' must be a string")
-        silent = bool(c.get("silent", False))
-        store_history = bool(c.get("store_history", not silent)) and not silent
-        user_expressions = c.get("user_expressions") or {}
-        allow_stdin = bool(c.get("allow_stdin", True))
+        try:
+            (code, silent, store_history, user_expressions, allow_stdin, stop_on_error,
+             cell_id) = _req.execute(msg.content, msg.metadata)
+        except _req.InvalidRequest as exc:
+            return self._invalid(msg, exc)
         kernel = self.kernel
         with self._count_lock:
             if store_history:
@@ -418,7 +432,7 @@ class Dispatcher:
             store_history,
             user_expressions,
             allow_stdin,
-            cell_id=msg.metadata.get("cellId"),
+            cell_id=cell_id,
         )
         reply.setdefault("execution_count", count)
         if reply["status"] == "ok":
@@ -427,7 +441,7 @@ class Dispatcher:
         elif (
             reply["status"] == "error"
             and not silent
-            and c.get("stop_on_error", True)
+            and stop_on_error
             and channel == "shell"
         ):
             # Taken before the error reply goes out, so that nothing a client sends
@@ -475,48 +489,55 @@ class Dispatcher:
         """kernel_info_reply content from the kernel, completed (see kernelinfo.complete)."""
         return complete(self.kernel, self.subshells)
 
+    def _invalid(self, msg: Message, exc: _req.InvalidRequest) -> JSONDict:
+        """The error reply to a request whose content breaks the spec (nothing ran).
+
+        An execute's also goes to IOPub as ``error`` (unless silent), as a failed cell's
+        does: notebook frontends show a cell's errors from IOPub, not from its reply.
+        """
+        content = _error_reply(exc.ename, exc.evalue)
+        if msg.msg_type == "execute_request":
+            content["execution_count"] = self.kernel.execution_count
+            if not _is_silent(msg):
+                self.publish("error", {"ename": exc.ename, "evalue": exc.evalue,
+                                       "traceback": [exc.evalue]})
+        return content
+
     def _complete(self, channel: str, msg: Message) -> JSONDict:
-        code = msg.content.get("code", "")
-        if not isinstance(code, str):
-            return _bad_request("complete_request content 'code' must be a string")
-        cursor_pos = _cursor(msg.content, code)
+        try:
+            code, cursor_pos = _req.complete(msg.content)
+        except _req.InvalidRequest as exc:
+            return self._invalid(msg, exc)
         return self._call("do_complete", code, cursor_pos)
 
     def _inspect(self, channel: str, msg: Message) -> JSONDict:
-        c = msg.content
-        code = c.get("code", "")
-        if not isinstance(code, str):
-            return _bad_request("inspect_request content 'code' must be a string")
+        try:
+            code, cursor_pos, detail_level, omit_sections = _req.inspect(msg.content)
+        except _req.InvalidRequest as exc:
+            return self._invalid(msg, exc)
         return self._call(
-            "do_inspect",
-            code,
-            _cursor(c, code),
-            c.get("detail_level", 0),
-            omit_sections=c.get("omit_sections", ()),
+            "do_inspect", code, cursor_pos, detail_level, omit_sections=omit_sections
         )
 
     def _history(self, channel: str, msg: Message) -> JSONDict:
-        c = msg.content
-        return self._call(
-            "do_history",
-            c.get("hist_access_type", "tail"),
-            c.get("output", False),
-            c.get("raw", True),
-            c.get("session", 0),
-            c.get("start", 0),
-            c.get("stop"),
-            c.get("n"),
-            c.get("pattern"),
-            c.get("unique", False),
-        )
+        try:
+            args = _req.history(msg.content)
+        except _req.InvalidRequest as exc:
+            return self._invalid(msg, exc)
+        return self._call("do_history", *args)
 
     def _is_complete(self, channel: str, msg: Message) -> JSONDict:
-        code = msg.content.get("code", "")
-        if not isinstance(code, str):
-            return _bad_request("is_complete_request content 'code' must be a string")
+        try:
+            code = _req.is_complete(msg.content)
+        except _req.InvalidRequest as exc:
+            return self._invalid(msg, exc)
         return self._call("do_is_complete", code)
 
     def _comm_info(self, channel: str, msg: Message) -> JSONDict:
+        try:
+            _req.comm_info(msg.content)
+        except _req.InvalidRequest as exc:
+            return self._invalid(msg, exc)
         return {"status": "ok", "comms": {}}
 
     def _comm_open(self, channel: str, msg: Message) -> None:
@@ -529,7 +550,10 @@ class Dispatcher:
         return None
 
     def _shutdown(self, channel: str, msg: Message) -> JSONDict:
-        restart = bool(msg.content.get("restart", False))
+        try:
+            restart = _req.shutdown(msg.content)
+        except _req.InvalidRequest as exc:
+            return self._invalid(msg, exc)
         reply = self._call("do_shutdown", restart)
         if reply.get("ename") == "KernelBusy":
             # A hook is still running: exit without do_shutdown, as a busy kernel must
@@ -574,17 +598,22 @@ def _reply_type(msg_type: str) -> str:
     return f"{base}_reply"
 
 
-def _cursor(content: JSONDict, code: str) -> int:
-    pos = content.get("cursor_pos")
-    return pos if isinstance(pos, int) and not isinstance(pos, bool) else len(code)
-
-
 def _bad_request(reason: str) -> JSONDict:
     return _error_reply("BadRequest", reason)
 
 
 def _error_reply(ename: str, evalue: str) -> JSONDict:
     return {"status": "error", "ename": ename, "evalue": evalue, "traceback": [evalue]}
+
+
+def _plain_stream(content: JSONDict) -> bool:
+    """Whether a stream message's content is just its name and text (so it can be merged)."""
+    return (
+        isinstance(content, dict)
+        and len(content) == 2
+        and isinstance(content.get("name"), str)
+        and isinstance(content.get("text"), str)
+    )
 
 
 def _is_silent(msg: Message | None) -> bool:

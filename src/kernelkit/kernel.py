@@ -123,6 +123,10 @@ class Kernel:
         """Publish a message (``stream``, ``display_data``, ...) as output of the current request.
 
         ``stream`` is accepted for ipykernel compatibility; output always goes to IOPub.
+        ``stream`` messages of one request are merged, as ``print`` output is: the first
+        goes out at once, ones close behind it together a little later, all in the order
+        sent and before the reply (kernelkit.streams); the header returned for one that
+        waits is ``{}``.
         """
         if isinstance(msg_or_type, dict):
             content = msg_or_type.get("content", content)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .connection import jupyter_data_dir
+from .connection import jupyter_data_dir, make_dirs, replace_file
 from .errors import UsageError
 
 NAME_RE = re.compile(r"^[a-z0-9._-]+$", re.IGNORECASE)
@@ -127,10 +127,10 @@ def install(spec: dict[str, Any], name: str, kernels_dir: Path) -> Path:
         raise KernelspecError(f"bad kernelspec name {name!r}: use letters, digits, '.', '_' or '-'")
     dest = kernels_dir / name.lower()
     try:
-        dest.mkdir(parents=True, exist_ok=True)
-        with open(dest / "kernel.json", "w", encoding="utf-8") as f:
-            json.dump(spec, f, indent=2)
-            f.write("\n")
+        # Readable by all (Jupyter may run as another user), writable by the owner only,
+        # whatever the umask: a kernel.json anyone can write is code anyone can run.
+        make_dirs(dest, 0o755)
+        replace_file(dest / "kernel.json", (json.dumps(spec, indent=2) + "\n").encode(), 0o644)
     except OSError as exc:
         raise KernelspecError(f"cannot write kernelspec to {dest}: {exc.strerror}") from None
     return dest

@@ -10,7 +10,9 @@ Threads and who owns what:
   a thread of its own;
 * the **control thread** owns the control socket, answers there while shell is busy,
   turns IOPub subscriptions into ``iopub_welcome`` (protocol 5.5), reads the signal
-  wake-up pipe (interrupts reach subshells from here) and watches the parent;
+  wake-up pipe (interrupts reach subshells from here), watches the parent, throws
+  away what reaches stdin between conversations, and owns the connection guard
+  (``connections``: monitors of every socket, cutting connections that abuse them);
 * the **heartbeat thread** echoes in libzmq's C proxy on its own context, so it keeps
   answering while Python code holds the GIL;
 * IOPub (``iopub.IOPub``), shell sends and the stdin conversation
@@ -31,8 +33,16 @@ from typing import TYPE_CHECKING
 import zmq
 
 from .connection import ConnectionInfo
+from .connections import (
+    MAX_PER_CHANNEL,
+    MAX_SUBSCRIBER_BYTES,
+    STALL_CHECK_S,
+    ConnectionGuard,
+    raise_fd_limit,
+)
+from .droplog import DropLog
 from .interrupts import IDLE, Gate, Guard, OnInterrupt, ThreadGate
-from .iopub import IOPub
+from .iopub import DEFAULT_MAX_BYTES, IOPub
 from .shell import Handler, ShellChannel, send_frames
 from .stdin import StdinChannel
 from .wire import JSONDict, Message, ProtocolError, Session
@@ -52,6 +62,32 @@ CHASE_INTERVAL_S = 0.05
 CHASE_TRIES = 60
 # A handler run this close before the control thread reads the signal was for that signal.
 HANDLED_JUST_NOW_S = 0.005
+# How long a thread publishing large output waits for IOPub to have room (s).
+IOPUB_WAIT_S = 10.0
+IOPUB_NOTICE_MIN = 64 * 1024
+# Signals whose default action ends the process: they end the kernel cleanly instead
+# (its connection file removed, a bridge backend ended), as SIGTERM does.
+ENDING_SIGNALS = ("SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGVTALRM",
+                  "SIGPROF", "SIGXCPU", "SIGXFSZ", "SIGPOLL")
+
+# What libzmq may take from a peer before anything is authenticated. The largest
+# message a channel accepts, per frame (a peer that sends more is disconnected); shell
+# carries cells and comm buffers, so it allows most (KERNELKIT_MAX_MESSAGE_BYTES).
+MAX_MESSAGE_BYTES = {
+    "shell": 256 << 20,
+    "control": 64 << 20,
+    "stdin": 16 << 20,
+    "iopub": 4096,  # subscriptions: Jupyter clients send one, to the empty topic
+    "hb": 16 << 10,  # pings: jupyter_client sends b"ping"
+}
+# Messages queued per peer: stdin has one conversation at a time, the heartbeat echoes.
+HWM = {"stdin": 16, "hb": 64}
+SUBSCRIPTION_HWM = 16
+# Dead peers are noticed by TCP keepalive, so a client whose old connection the kernel
+# still thought alive may reconnect with its routing identity (ROUTER_HANDOVER stays
+# off: with it, anyone who knows a client's identity, which every IOPub message shows,
+# could take that client's connection).
+KEEPALIVE = {"idle": 30, "interval": 5, "count": 3}
 
 
 def _logger() -> logging.Logger:
@@ -62,7 +98,7 @@ def _logger() -> logging.Logger:
 
 
 class _Terminate(BaseException):
-    """Raised by the SIGTERM handler to unwind the main thread to a clean exit."""
+    """Raised by the SIGTERM (SIGHUP, ...) handler to unwind the main thread to a clean exit."""
 
 
 class Server:
@@ -77,6 +113,7 @@ class Server:
         self._ctx.linger = LINGER_MS
         self._hb_ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self._running = False
+        self._terminating = False  # main thread: an ending signal has been raised once
         self._done = threading.Event()
         self._main_ident = threading.main_thread().ident
         self.main_gate = Gate(self._main_ident)
@@ -89,6 +126,15 @@ class Server:
         self._chase_next = 0.0
         self._sigint_last_run = 0.0
         self._signal_rx = self._signal_tx = -1
+        self.drops = DropLog(lambda text: _logger().warning("%s", text))
+        fd_limit = raise_fd_limit()
+        # Five channels' worth of connections must leave descriptors for the rest.
+        cap = _env_int("KERNELKIT_MAX_CONNECTIONS", MAX_PER_CHANNEL)
+        self.guard = ConnectionGuard(lambda text: _logger().warning("%s", text),
+                                     max_per_channel=max(1, min(cap, (fd_limit - 128) // 5)))
+        self._ipc_owned: dict[str, tuple[int, int]] = {}
+        self._iopub_over = False  # control thread: IOPub holds more than its bound
+        self._wake_lock = threading.Lock()  # the wake-up PAIR socket, sent on from any thread
         self._bind()
 
     # -- setup ---------------------------------------------------------------
@@ -102,20 +148,33 @@ class Server:
         iopub.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.hb = self._hb_ctx.socket(zmq.ROUTER)
         self.hb.linger = 0
-        for sock in (shell, self.control, stdin):
-            sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        for channel, sock in (
-            ("shell", shell),
-            ("iopub", iopub),
-            ("stdin", stdin),
-            ("control", self.control),
-            ("hb", self.hb),
-        ):
+        sockets = (("shell", shell), ("iopub", iopub), ("stdin", stdin),
+                   ("control", self.control), ("hb", self.hb))
+        limits = dict(MAX_MESSAGE_BYTES, shell=_env_int("KERNELKIT_MAX_MESSAGE_BYTES",
+                                                         MAX_MESSAGE_BYTES["shell"]))
+        for channel, sock in sockets:
+            sock.setsockopt(zmq.MAXMSGSIZE, limits[channel])
+            if channel in HWM:
+                sock.sndhwm = sock.rcvhwm = HWM[channel]
+            if channel == "iopub":
+                # Subscriptions enter libzmq's trie as the kernel's threads take them from
+                # this queue: kept short, a flood is read slowly enough to be cut early.
+                sock.rcvhwm = SUBSCRIPTION_HWM
+            if self.info.transport == "tcp":
+                sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+                sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, KEEPALIVE["idle"])
+                sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, KEEPALIVE["interval"])
+                sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, KEEPALIVE["count"])
+        for channel, sock in sockets:
             self._bind_one(channel, sock)
-        self.iopub = IOPub(iopub, self.session)
-        self.shell = ShellChannel(shell, self.session, _logger)
+            self.guard.watch(channel, sock, self.info.url(channel))
+        self.iopub = IOPub(iopub, self.session,
+                           _env_int("KERNELKIT_IOPUB_MAX_BYTES", DEFAULT_MAX_BYTES),
+                           on_full=self._wake_control)
+        self.iopub.flood_bytes = MAX_SUBSCRIBER_BYTES
+        self.shell = ShellChannel(shell, self.session, _logger, self.drops)
         self.stdin = StdinChannel(stdin, self.session, lambda: self._running,
-                                  lambda text: _logger().warning("%s", text))
+                                  lambda text: _logger().warning("%s", text), self.drops)
         # Wakes the control loop (exit) from other threads.
         self._wake_control_rx = ctx.socket(zmq.PAIR)
         self._wake_control_rx.bind("inproc://kernelkit-wake-control")
@@ -141,7 +200,18 @@ class Server:
             while os.path.exists(f"{info.ip}-{port}") or port in info.ports():
                 port += 1
             info.set_port(channel, port)
-        sock.bind(info.url(channel))
+        path = f"{info.ip}-{info.port(channel)}"
+        _refuse_ipc_in_use(path)
+        # libzmq makes the socket file with the umask's mode: only this user may connect.
+        old = os.umask(0o077)
+        try:
+            sock.bind(info.url(channel))
+        finally:
+            os.umask(old)
+        with contextlib.suppress(OSError):
+            os.chmod(path, 0o600)
+            st = os.stat(path)
+            self._ipc_owned[path] = (st.st_dev, st.st_ino)
 
     def _curve_server(self, sock: zmq.Socket[bytes]) -> None:
         """Make a socket a CurveZMQ server with the connection file's keypair (before bind).
@@ -173,13 +243,14 @@ class Server:
         self.shell.start(handler)
         try:
             self._main_shell()
-        except _Terminate:
-            _logger().info("SIGTERM: exiting")
+        except _Terminate as exc:
+            name = signal.Signals(exc.args[0]).name if exc.args else "SIGTERM"
+            _logger().info("%s: exiting", name)
         finally:
             self._running = False
             # Never block here: the control thread may have seen _running go false (a
             # signal wakes it) and left already, and a PAIR send to no peer waits forever.
-            with contextlib.suppress(zmq.Again):
+            with self._wake_lock, contextlib.suppress(zmq.Again):
                 self._wake_control_tx.send(b"", zmq.NOBLOCK)
             control.join(SHUTDOWN_GRACE_S)
             # A control thread stuck in a hook still holds its socket: then term() would hang.
@@ -209,10 +280,10 @@ class Server:
         try:
             msg = self.session.deserialize(frames)
         except ProtocolError as exc:
-            _logger().warning("dropped a malformed message on %s: %s", channel, exc)
+            self.drops.dropped(channel, str(exc))
             return
-        except Exception:  # no message, however odd, may end the loop that serves a channel
-            _logger().exception("dropped a message on %s that could not be parsed", channel)
+        except Exception as exc:  # no message, however odd, may end the loop serving a channel
+            self.drops.dropped(channel, f"could not be parsed: {exc!r}")
             return
         self._deliver(channel, msg)
 
@@ -225,17 +296,26 @@ class Server:
         poller.register(iopub_fd, zmq.POLLIN)
         wake_rx = self._wake_control_rx
         poller.register(wake_rx, zmq.POLLIN)
+        stdin_fd = self.stdin.sock.getsockopt(zmq.FD)  # only a notice, as for IOPub
+        poller.register(stdin_fd, zmq.POLLIN)
         if self._signal_rx >= 0:
             poller.register(self._signal_rx, zmq.POLLIN)
+        monitors = self.guard.monitors()
+        for monitor in monitors:
+            poller.register(monitor, zmq.POLLIN)
         parent = _ParentWatch()
+        if parent.fd is not None:
+            poller.register(parent.fd, zmq.POLLIN)
         self.iopub.welcome()
+        next_sweep = 0.0
         try:
             while self._running:
-                timeout = CHASE_INTERVAL_S if self._chase else PARENT_POLL_S
+                timeout = self._control_timeout()
                 events = dict(poller.poll(int(timeout * 1000)))
                 if self._chase:
                     self._chase_interrupt()
                 self.iopub.welcome()  # on its wake-up, and periodically for one another send ate
+                self._guard_iopub()
                 if self.control in events:
                     while self._running:
                         try:
@@ -247,12 +327,50 @@ class Server:
                     wake_rx.recv()
                 if self._signal_rx in events:
                     self._signals_arrived()
-                if parent.gone():
+                for monitor in monitors:
+                    if monitor in events:
+                        self.guard.on_events(monitor)
+                now = time.monotonic()
+                if stdin_fd in events or now >= next_sweep:
+                    self.stdin.discard_idle()
+                if now >= next_sweep:
+                    next_sweep = now + PARENT_POLL_S
+                    self.drops.flush()
+                    if parent.gone():
+                        _logger().warning("parent process is gone; exiting")
+                        self.stop(0)
+                elif parent.fd is not None and parent.fd in events and parent.gone():
                     _logger().warning("parent process is gone; exiting")
                     self.stop(0)
         finally:
             self.control.close()
             wake_rx.close()
+            parent.close()
+
+    def _control_timeout(self) -> float:
+        timeout = CHASE_INTERVAL_S if self._chase else PARENT_POLL_S
+        due = self.iopub.next_due()
+        if due is not None:
+            timeout = min(timeout, max(0.0, due - time.monotonic()) + 0.001)
+        if self._iopub_over:
+            timeout = min(timeout, STALL_CHECK_S / 2)
+        return timeout
+
+    def _guard_iopub(self) -> None:
+        """Control thread: cut IOPub connections that flood subscriptions or take no output."""
+        if self.iopub.subscription_bytes > MAX_SUBSCRIBER_BYTES:
+            self.iopub.subscription_bytes = 0
+            self.guard.cut_subscription_floods()
+        held = self.iopub.held_bytes()
+        self._iopub_over = held > self.iopub.max_bytes
+        if self._iopub_over:
+            cut = self.guard.cut_stalled()
+            _logger().debug("IOPub holds %d bytes; cut %s", held, cut)
+
+    def _wake_control(self) -> None:
+        """From any thread: make the control loop look (at IOPub's bound) now."""
+        with self._wake_lock, contextlib.suppress(zmq.ZMQError):
+            self._wake_control_tx.send(b"", zmq.NOBLOCK)
 
     def _heartbeat(self) -> None:
         with contextlib.suppress(zmq.ZMQError):  # context terminated at exit
@@ -288,14 +406,20 @@ class Server:
     def _close(self, term: bool) -> None:
         self.shell.close()
         self.stdin.close()
-        self._wake_control_tx.close()
+        with self._wake_lock:
+            self._wake_control_tx.close()
         self.iopub.close()
+        self.guard.close()
         # term() waits (up to LINGER_MS) until queued replies and statuses are sent.
         if term:
             self._ctx.term()
-        for path in self.info.ipc_paths():
+        self.drops.flush(force=True)
+        for path, owned in self._ipc_owned.items():
+            # Only files this kernel made: another process may have taken the path since.
             with contextlib.suppress(OSError):
-                os.unlink(path)
+                st = os.stat(path)
+                if (st.st_dev, st.st_ino) == owned:
+                    os.unlink(path)
 
     # -- sending ---------------------------------------------------------------
 
@@ -322,6 +446,17 @@ class Server:
         frames = self.session.serialize(
             msg_type, content, parent_header, metadata, ids, buffers, header=header
         )
+        if channel == "iopub" and self.iopub.over and not self.iopub.wait_for_room(IOPUB_WAIT_S):
+            # Subscribers hold all IOPub may hold and none could be cut: this one is
+            # not sent (the bound is in bytes), and the notebook is told.
+            size = sum(len(f) for f in frames)
+            _logger().warning("IOPub full: %s of %d bytes not sent", msg_type, size)
+            if msg_type == "stream" or size < IOPUB_NOTICE_MIN:
+                return header
+            notice = {"name": "stderr", "text": f"[kernelkit: {msg_type} of {size:,} bytes "
+                      "not sent: IOPub subscribers are not taking output]\n"}
+            frames = self.session.serialize("stream", notice, parent_header, None,
+                                            [b"stream"])
         gate = self.gate()
         gate.begin_send()
         try:
@@ -399,7 +534,12 @@ class Server:
         if threading.get_ident() != self._main_ident:
             return
         signal.signal(signal.SIGINT, self._on_sigint)
-        signal.signal(signal.SIGTERM, self._on_sigterm)
+        for name in ENDING_SIGNALS:
+            signum = getattr(signal, name, None)
+            # Handlers the kernel's own code set up before (SIGALRM, say) stay.
+            if signum is not None and (name == "SIGTERM" or signal.getsignal(signum)
+                                       in (signal.SIG_DFL, None)):
+                signal.signal(signum, self._on_sigterm)
         # Every signal also writes a byte here, which the control thread watches:
         # see _chase_interrupt for why.
         self._signal_rx, self._signal_tx = os.pipe()
@@ -423,10 +563,13 @@ class Server:
             if not recently:
                 self._chase, self._chase_seen = CHASE_TRIES, self._sigint_runs
                 self._chase_next = time.monotonic() + CHASE_INTERVAL_S
-        if signal.SIGTERM in data:
+        if any(signum in data for signum in self._ending_signums()):
             # The main thread's handler may not run soon (the same race as SIGINT's,
             # with the thread about to block in poll): stop from here as well.
             self.stop(0)
+
+    def _ending_signums(self) -> list[int]:
+        return [int(s) for name in ENDING_SIGNALS if (s := getattr(signal, name, None))]
 
     def _chase_interrupt(self) -> None:
         """Control thread: re-send a SIGINT that arrived but did not interrupt the main thread.
@@ -453,7 +596,10 @@ class Server:
 
     def _on_sigterm(self, signum: int, frame: object) -> None:
         self._running = False
-        raise _Terminate
+        if self._terminating:
+            return  # already unwinding: a second raise would cut the clean-up short
+        self._terminating = True
+        raise _Terminate(signum)
 
 
 class _NoGate(Gate):
@@ -476,7 +622,12 @@ class _NoGate(Gate):
 
 
 class _ParentWatch:
-    """Notices when the process that launched the kernel (JPY_PARENT_PID) has gone."""
+    """Notices when the process that launched the kernel (JPY_PARENT_PID) has gone.
+
+    On Linux a pidfd names that very process, so a new process given the same pid
+    later is not taken for it; ``fd`` becomes readable when it exits. Elsewhere the
+    pid is probed, which a reused pid can fool.
+    """
 
     def __init__(self) -> None:
         try:
@@ -484,12 +635,28 @@ class _ParentWatch:
         except ValueError:
             self.pid = 0
         self.ppid = os.getppid()
+        self.fd: int | None = None
+        self._gone = False
+        if self.pid > 0 and hasattr(os, "pidfd_open"):
+            try:
+                self.fd = os.pidfd_open(self.pid)
+            except ProcessLookupError:
+                self._gone = True
+            except OSError:
+                self.fd = None
 
     def gone(self) -> bool:
         if self.pid <= 0:
             return False
+        if self._gone:
+            return True
         if self.ppid == self.pid and os.getppid() != self.pid:
             return True  # we were re-parented: the launcher died
+        if self.fd is not None:
+            import select
+
+            readable, _, _ = select.select([self.fd], [], [], 0)
+            return bool(readable)
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
@@ -497,3 +664,52 @@ class _ParentWatch:
         except PermissionError:
             return False
         return False
+
+    def close(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+
+
+def _env_int(name: str, default: int) -> int:
+    """A positive integer setting from the environment, or the default (with a warning)."""
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = int(text)
+        if value <= 0:
+            raise ValueError
+    except ValueError:
+        _logger().warning("%s=%r is not a positive integer; using %d", name, text, default)
+        return default
+    return value
+
+
+def _refuse_ipc_in_use(path: str) -> None:
+    """Refuse to bind an ipc path another process listens on (libzmq would take it over).
+
+    A socket file nobody accepts on is left from a kernel that died: binding replaces
+    it. Anything else at the path is not ours to replace.
+    """
+    import socket
+    import stat
+
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise RuntimeError(f"cannot bind {path}: something other than a socket is there")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        return  # stale
+    except OSError as exc:
+        raise RuntimeError(f"cannot bind {path}: {exc}") from None
+    finally:
+        probe.close()
+    raise RuntimeError(f"cannot bind {path}: another process (a kernel?) is listening there")

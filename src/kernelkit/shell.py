@@ -35,6 +35,7 @@ from typing import Protocol
 
 import zmq
 
+from .droplog import DropLog
 from .interrupts import Gate, ThreadGate
 from .wire import Message, ProtocolError, Session, new_id
 
@@ -93,7 +94,9 @@ class ShellChannel:
         sock: zmq.Socket[bytes],
         session: Session,
         log: Callable[[], object],
+        drops: DropLog,
     ) -> None:
+        self.drops = drops
         self.sock = sock
         self.session = session
         self.lock = threading.Lock()  # owns the socket for whoever holds it
@@ -205,10 +208,10 @@ class ShellChannel:
         try:
             msg = self.session.deserialize(frames)
         except ProtocolError as exc:
-            _warn(self._log, f"dropped a malformed message on shell: {exc}")
+            self.drops.dropped("shell", str(exc))
             return
         except Exception as exc:  # nothing a client sends may end the reader
-            _warn(self._log, f"dropped a message on shell that could not be parsed: {exc!r}")
+            self.drops.dropped("shell", f"could not be parsed: {exc!r}")
             return
         assert self.handler is not None
         target = msg.header.get("subshell_id")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import zmq
 
+from .droplog import DropLog
 from .shell import send_frames
 from .wire import Message, ProtocolError, Session
 
@@ -25,22 +26,20 @@ class StdinChannel:
         session: Session,
         running: Callable[[], bool],
         warn: Callable[[str], None],
+        drops: DropLog,
     ) -> None:
         self.sock = sock
         self.session = session
         self.lock = threading.Lock()
         self._running = running
         self._warn = warn
+        self._drops = drops
 
     def request_input(self, parent: Message, prompt: str, password: bool) -> str:
         """Send ``input_request`` to the client that sent ``parent`` and wait for its reply."""
         with self.lock:
             # Replies to earlier, abandoned requests must not answer this one.
-            while True:
-                try:
-                    self.sock.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
+            self._discard_waiting()
             header = self.session.header("input_request")
             frames = self.session.serialize(
                 "input_request",
@@ -64,7 +63,7 @@ class StdinChannel:
             try:
                 reply = self.session.deserialize(frames)
             except ProtocolError as exc:
-                self._warn(f"dropped a malformed message on stdin: {exc}")
+                self._drops.dropped("stdin", str(exc))
                 continue
             if reply.msg_type != "input_reply":
                 self._warn(f"unexpected {reply.msg_type} on stdin; ignored")
@@ -76,5 +75,28 @@ class StdinChannel:
                 raise ValueError("input_reply value is not a string")
             return value
 
+    def discard_idle(self) -> None:
+        """Between conversations, throw away what arrives (control thread, periodically).
+
+        Nothing sent to stdin outside a conversation can answer anything, and left
+        unread it would sit in libzmq's queues: a stranger could park gigabytes there
+        while the kernel is idle.
+        """
+        if not self.lock.acquire(blocking=False):
+            return  # a conversation reads for itself
+        try:
+            if not self.sock.closed:
+                self._discard_waiting()
+        finally:
+            self.lock.release()
+
+    def _discard_waiting(self) -> None:
+        while True:
+            try:
+                self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+
     def close(self) -> None:
-        self.sock.close()
+        with self.lock:
+            self.sock.close()

@@ -144,13 +144,23 @@ class Signer:
 
     def __init__(self, key: bytes, scheme: str = "hmac-sha256") -> None:
         if not scheme.startswith("hmac-"):
-            raise ValueError(f"unsupported signature_scheme {scheme!r}: expected 'hmac-<hash>'")
+            raise ValueError(
+                f"unsupported signature_scheme {scheme!r}: it must be 'hmac-<hash>'; "
+                f"{supported_schemes()}"
+            )
         digest = scheme[5:]
         try:
-            hashlib.new(digest)
+            # Checked even without a key: a client given this scheme could not sign either.
+            hmac.new(b"probe", digestmod=digest).hexdigest()
         except (ValueError, TypeError):
+            # OpenSSL says only "no reason supplied" for a hash HMAC cannot use.
+            if digest.startswith("shake"):
+                why = (f"{digest} is an extendable-output hash with no fixed digest size, "
+                       "which HMAC cannot use")
+            else:
+                why = f"there is no hash named {digest!r}"
             raise ValueError(
-                f"unsupported signature_scheme {scheme!r}: no hash {digest!r}"
+                f"unsupported signature_scheme {scheme!r}: {why}; {supported_schemes()}"
             ) from None
         self.key = key
         self.scheme = scheme
@@ -166,6 +176,19 @@ class Signer:
         h = self._hmac.copy()
         h.update(b"".join(parts))
         return h.hexdigest().encode("ascii")
+
+
+def supported_schemes() -> str:
+    """The schemes jupyter_client can sign with (hashlib's own hashes that HMAC accepts)."""
+    usable = []
+    for name in sorted(hashlib.algorithms_guaranteed):
+        try:
+            hmac.new(b"probe", digestmod=name).hexdigest()
+        except (ValueError, TypeError):
+            continue
+        if name != "sha256":
+            usable.append(f"hmac-{name}")
+    return "supported: hmac-sha256 (Jupyter's default), " + ", ".join(usable)
 
 
 class ReplayGuard:
@@ -263,6 +286,10 @@ class Session:
         if not isinstance(header.get("msg_id"), str):
             raise ProtocolError("header has no msg_id string")
         _check_header(header)
+        if header.get("session") == self.session_id:
+            # Only this session signs with its id: a message it sent (its own IOPub output,
+            # say) fed back in. Taking it as a request could loop without end.
+            raise ProtocolError("a message this session sent itself, fed back")
         return Message(
             header=header,
             parent_header=_loads_dict(parts[1], "parent_header"),

@@ -1,8 +1,10 @@
 """A bridge backend that misbehaves on purpose, speaking the protocol by hand.
 
-Usage: fault_backend.py MODE. Modes for start-up: ok, exit-now, silent, refuse.
+Usage: fault_backend.py MODE. Modes for start-up: ok, exit-now, silent, refuse, and
+``info JSON``, whose object is merged into the initialize result (wrong types on purpose).
 Once running, the code of an execute picks the fault: die, kill, hang, garbage,
-big N, stray, slow-stderr; anything else is echoed.
+big N, stray, echo-input, stderr-lines N (N lines on stderr, then the reply),
+after-reply (output written just after the reply); anything else is echoed.
 """
 
 import json
@@ -12,6 +14,7 @@ import sys
 import time
 
 mode = sys.argv[1] if len(sys.argv) > 1 else "ok"
+overrides = json.loads(sys.argv[2]) if mode == "info" else {}
 out = sys.stdout.buffer
 
 
@@ -45,7 +48,7 @@ for line in sys.stdin.buffer:
         send({"jsonrpc": "2.0", "id": rid, "result": {
             "implementation": "faulty", "implementation_version": "0.1",
             "language_info": {"name": "faults", "mimetype": "text/plain", "file_extension": ".txt"},
-            "banner": "a backend that fails on request"}})
+            "banner": "a backend that fails on request", **overrides}})
         continue
     if method == "shutdown":
         send({"jsonrpc": "2.0", "id": rid, "result": {"status": "ok"}})
@@ -93,6 +96,20 @@ for line in sys.stdin.buffer:
         print("a warning on stderr", file=sys.stderr, flush=True)
         time.sleep(0.2)
         send({"jsonrpc": "2.0", "id": rid, "result": {"status": "ok"}})
+        continue
+    if code.startswith("stderr-lines "):
+        for i in range(int(code.split()[1])):
+            os.write(2, f"err {i}\n".encode())  # unbuffered: in the pipe before the reply
+        send({"jsonrpc": "2.0", "id": rid, "result": {"status": "ok"}})
+        continue
+    if code == "after-reply":
+        send({"jsonrpc": "2.0", "method": "stream", "params": {"name": "stdout", "text": "in"}})
+        send({"jsonrpc": "2.0", "id": rid, "result": {"status": "ok"}})
+        raw(b"late text line")
+        send({"jsonrpc": "2.0", "method": "stream",
+              "params": {"name": "stdout", "text": "late notification"}})
+        time.sleep(0.2)
+        os.write(2, b"late stderr\n")
         continue
     if code == "echo-input":
         send({"jsonrpc": "2.0", "id": "in1", "method": "input", "params": {"prompt": "? "}})

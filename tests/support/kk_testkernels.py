@@ -130,3 +130,29 @@ class BadHookKernel(Kernel):
 class NoSuperKernel(Kernel):
     def __init__(self, **kwargs: Any) -> None:
         pass
+
+
+class PythonKernel(Kernel):
+    """Runs Python code with exec: attacks send ipykernel and kernelkit the same cell."""
+
+    implementation = "kk-python"
+    implementation_version = "0.1"
+    language = "python"
+    language_info = {"name": "python", "mimetype": "text/x-python", "file_extension": ".py"}
+    banner = "exec-based test kernel"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.namespace: dict[str, Any] = {"__name__": "__main__"}
+
+    def do_execute(
+        self,
+        code: str,
+        silent: bool,
+        store_history: bool = True,
+        user_expressions: dict[str, Any] | None = None,
+        allow_stdin: bool = False,
+    ) -> Any:
+        exec(compile(code, "<cell>", "exec"), self.namespace)
+        return {"status": "ok", "execution_count": self.execution_count, "payload": [],
+                "user_expressions": {}}

@@ -96,8 +96,12 @@ class Codec:
         return _dumps({"jsonrpc": "2.0", "id": rid, "error": err})
 
     @staticmethod
-    def parse(line: bytes) -> Event:
-        text = line.decode("utf-8", "replace").rstrip("\r\n")
+    def parse(line: bytes | bytearray) -> Event:
+        end = len(line)
+        while end and line[end - 1] in b"\r\n":
+            end -= 1
+        # Decoded without the newline through a view: a line of many MB is not copied first.
+        text = str(memoryview(line)[:end], "utf-8", "replace")
         if not text.lstrip().startswith("{"):
             return Text(text)
         try:

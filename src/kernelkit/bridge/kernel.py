@@ -19,7 +19,7 @@ from ..kernel import Kernel
 from ..logs import logger
 from . import jsonrpc
 from .jsonrpc import BRIDGE_PROTOCOL_VERSION, Codec
-from .process import BackendProcess, Exited, Line, Stderr
+from .process import BackendProcess, Exited, Line, Stderr, TooLong
 from .replies import error as _error
 from .replies import reply_of
 from .shared import Shared
@@ -53,12 +53,19 @@ class BridgeKernel(Kernel):
     # "subshells": true (bridge protocol 1.1); then hooks run concurrently (shared.py).
     supports_subshells = False
 
-    def __init__(self, argv: list[str], init_timeout: float = INIT_TIMEOUT, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        init_timeout: float = INIT_TIMEOUT,
+        max_line: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if not argv:
             raise BackendStartError("no backend command given")
         self.argv = list(argv)
         self.init_timeout = init_timeout
+        self.max_line = max_line  # None: process.MAX_LINE or $KERNELKIT_BRIDGE_MAX_LINE
         self.codec = Codec()
         self.backend: BackendProcess | None = None
         self.interrupt_mode = "signal"
@@ -71,12 +78,24 @@ class BridgeKernel(Kernel):
     def _start_backend(self) -> None:
         name = os.path.basename(self.argv[0])
         try:
-            backend = BackendProcess(self.argv, env={**os.environ, "KERNELKIT_BRIDGE": "1"})
+            backend = BackendProcess(
+                self.argv, env={**os.environ, "KERNELKIT_BRIDGE": "1"}, max_line=self.max_line
+            )
         except OSError as exc:
             raise BackendStartError(
                 f"cannot run backend {self.argv[0]!r}: {exc.strerror}"
             ) from None
+        try:
+            info = self._initialize(backend, name)
+            self._apply_info(info, name)
+        except BaseException:
+            backend.stop(0.2)  # refused, timed out, invalid, or the kernel is exiting
+            raise
+        backend.end()  # from here, output between requests is logged
         self.backend = backend
+
+    def _initialize(self, backend: BackendProcess, name: str) -> Any:
+        """Send ``initialize`` and wait for its result; BackendStartError if it does not come."""
         rid, line = self.codec.request(
             "initialize",
             {
@@ -89,7 +108,6 @@ class BridgeKernel(Kernel):
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                backend.stop(0.2)
                 raise BackendStartError(
                     f"backend {name} did not answer 'initialize' within {self.init_timeout:g} s"
                     + _tail(backend)
@@ -102,34 +120,41 @@ class BridgeKernel(Kernel):
                     f"backend {name} {backend.describe_exit()} before answering 'initialize'"
                     + _tail(backend)
                 )
-            if isinstance(event, Line):
-                msg = Codec.parse(event.data)
-                if isinstance(msg, jsonrpc.Response) and msg.id == rid:
-                    if msg.error is not None:
-                        backend.stop(0.2)
-                        raise BackendStartError(
-                            f"backend {name} refused 'initialize': {msg.error.get('message')}"
-                        )
-                    self._apply_info(msg.result)
-                    return
-                if isinstance(msg, jsonrpc.Text):
-                    logger().warning("backend stdout before initialize: %s", msg.text)
-                else:
-                    logger().warning("backend sent %r before answering initialize", msg)
+            if isinstance(event, TooLong):
+                raise BackendStartError(
+                    f"backend {name} wrote a line of more than {event.limit:,} bytes on its "
+                    "stdout (the maximum) before answering 'initialize'"
+                )
+            if isinstance(event, Stderr):  # also kept in the tail, for the messages above
+                logger().warning("backend stderr: %s", event.text[:1000].rstrip("\n"))
+                continue
+            msg = Codec.parse(event.data)
+            if isinstance(msg, jsonrpc.Response) and msg.id == rid:
+                if msg.error is not None:
+                    raise BackendStartError(
+                        f"backend {name} refused 'initialize': {msg.error.get('message')}"
+                    )
+                return msg.result
+            if isinstance(msg, jsonrpc.Text):
+                logger().warning("backend stdout before initialize: %.200s", msg.text)
+            else:
+                logger().warning("backend sent %.200r before answering initialize", msg)
 
-    def _apply_info(self, info: Any) -> None:
-        if not isinstance(info, dict):
-            raise BackendStartError(f"'initialize' result is {type(info).__name__}, not an object")
+    def _apply_info(self, info: Any, name: str = "backend") -> None:
+        problems = info_problems(info)
+        if problems or not isinstance(info, dict):
+            raise BackendStartError(
+                f"backend {name} answered 'initialize' with an invalid result: "
+                + "; ".join(problems)
+            )
         for key in ("implementation", "implementation_version", "language_version", "banner"):
-            if isinstance(info.get(key), str):
+            if key in info:
                 setattr(self, key, info[key])
-        if isinstance(info.get("language_info"), dict):
-            self.language_info = info["language_info"]
-            self.language = str(self.language_info.get("name", ""))
-        if isinstance(info.get("help_links"), list):
+        self.language_info = dict(info["language_info"])
+        self.language = self.language_info["name"]
+        if "help_links" in info:
             self.help_links = info["help_links"]
-        if info.get("interrupt_mode") in ("signal", "message"):
-            self.interrupt_mode = info["interrupt_mode"]
+        self.interrupt_mode = info.get("interrupt_mode", "signal")
         if info.get("subshells") is True and self._shared is None:
             self.supports_subshells = self.concurrent_hooks = True
             self._shared = Shared(self, INTERRUPT_GRACE)
@@ -138,6 +163,7 @@ class BridgeKernel(Kernel):
         with self._start_lock:
             backend = self.backend
             if backend is None or not backend.alive():
+                self.backend = None
                 if backend is not None:
                     backend.stop(0.1)
                 self._start_backend()
@@ -155,8 +181,8 @@ class BridgeKernel(Kernel):
         if self._shared is not None:
             return self._shared.request(backend, method, params)
         rid, line = self.codec.request(method, params)
-        # Before the request leaves: the backend may write to stderr as soon as it reads it.
-        backend.forward_stderr = True
+        # Output from here on is this request's; what came before it is logged.
+        backend.begin()
         deadline: float | None = None
         try:
             if not backend.send(line):
@@ -169,6 +195,7 @@ class BridgeKernel(Kernel):
                         remaining = deadline - time.monotonic()
                         if remaining <= 0:
                             backend.stop(0.2)
+                            self.backend = None
                             return _error(
                                 "KeyboardInterrupt",
                                 f"the backend did not stop within {INTERRUPT_GRACE:g} s of the "
@@ -193,22 +220,32 @@ class BridgeKernel(Kernel):
                 self.backend = None
             raise
         finally:
-            backend.forward_stderr = False
+            backend.end()
 
     def _serve(self, backend: BackendProcess, rid: int, event: Any) -> dict[str, Any] | None:
         if isinstance(event, Exited):
             return self._died(backend)
+        if isinstance(event, TooLong):
+            return self._too_long(backend, event.limit)
         if isinstance(event, Stderr):
             self._publish("stream", {"name": "stderr", "text": event.text})
             return None
         assert isinstance(event, Line)
         msg = Codec.parse(event.data)
+        event.data = b""  # a line of many MB: let it go before its message is published
         if isinstance(msg, jsonrpc.Response):
             if msg.id != rid:
                 logger().warning("backend answered unknown request id %r; ignored", msg.id)
                 return None
+            # Stderr it wrote before this reply is in the pipe now: it belongs to this cell.
+            text = backend.drain_stderr()
+            if text:
+                self._publish("stream", {"name": "stderr", "text": text})
             return reply_of(msg)
         if isinstance(msg, jsonrpc.Notification):
+            if _late(msg.params.get("request"), rid):
+                _log_late(msg)
+                return None
             self._notification(msg)
         elif isinstance(msg, jsonrpc.Request):
             self._backend_request(backend, msg)
@@ -249,7 +286,11 @@ class BridgeKernel(Kernel):
         try:
             value = self.getpass(str(prompt)) if password else self.raw_input(str(prompt))
         except KeyboardInterrupt:
-            backend.send(Codec.error(msg.id, jsonrpc.INTERNAL_ERROR, "interrupted"))
+            backend.send(
+                Codec.error(
+                    msg.id, jsonrpc.INTERNAL_ERROR, "interrupted", {"ename": "KeyboardInterrupt"}
+                )
+            )
             raise
         except Exception as exc:
             backend.send(
@@ -279,11 +320,23 @@ class BridgeKernel(Kernel):
         else:
             backend.signal(signal.SIGINT)
 
+    def _too_long(self, backend: BackendProcess, limit: int) -> dict[str, Any]:
+        """The backend wrote a stdout line over the maximum: end it; the request fails."""
+        backend.stop(0.1)
+        if self.backend is backend:
+            self.backend = None
+        return _error(
+            "BackendError",
+            f"the backend wrote a line of more than {limit:,} bytes on its stdout (the "
+            "maximum line size); it was ended and will be restarted for the next request",
+        )
+
     def _died(self, backend: BackendProcess) -> dict[str, Any]:
         how = backend.describe_exit()
         tail = list(backend.stderr_tail)
         backend.stop(0.1)
-        self.backend = None
+        if self.backend is backend:
+            self.backend = None
         return _error(
             "BackendDied",
             f"the backend {how}; it will be restarted for the next request",
@@ -373,13 +426,114 @@ class BridgeKernel(Kernel):
 
     def do_shutdown(self, restart: bool) -> dict[str, Any]:
         backend = self.backend
-        if backend is not None and backend.alive():
-            _rid, line = self.codec.request("shutdown", {"restart": restart})
-            if backend.send(line):
-                backend.wait(SHUTDOWN_TIMEOUT)
-            backend.stop(0.5)
+        if backend is not None:
+            if backend.alive():
+                # Its answer and goodbyes are nobody's output: not logged as if they were.
+                backend.begin()
+                _rid, line = self.codec.request("shutdown", {"restart": restart})
+                if backend.send(line):
+                    backend.wait(SHUTDOWN_TIMEOUT)
+            backend.stop(0.5)  # and whatever it started, even if it left by itself
         self.backend = None
         return {"status": "ok", "restart": restart}
+
+
+def _late(tag: Any, rid: int) -> bool:
+    """Whether output names a request other than the running one (protocol 1.1 ``request``)."""
+    return isinstance(tag, int) and not isinstance(tag, bool) and tag != rid
+
+
+def _log_late(msg: jsonrpc.Notification) -> None:
+    logger().warning(
+        "backend %s for request %s, which has been answered: logged, not shown",
+        msg.method, msg.params.get("request"),
+    )
+
+
+# initialize result fields: type, and whether the host needs it.
+_INFO_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "implementation": ((str,), True),
+    "implementation_version": ((str,), False),
+    "language_version": ((str,), False),
+    "banner": ((str,), False),
+    "help_links": ((list,), False),
+    "language_info": ((dict,), True),
+    "interrupt_mode": ((str,), False),
+    "subshells": ((bool,), False),
+}
+_LANGUAGE_FIELDS: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "version": (str,),
+    "mimetype": (str,),
+    "file_extension": (str,),
+    "pygments_lexer": (str,),
+    "codemirror_mode": (str, dict),
+    "nbconvert_exporter": (str,),
+}
+_JSON_NAMES = {str: "a string", dict: "an object", list: "an array", bool: "a boolean"}
+
+
+def info_problems(info: Any) -> list[str]:
+    """What is wrong with an ``initialize`` result, field by field ([] when it can be used).
+
+    Wrong types are refused, not skipped: a kernel that says it is language 42 would
+    otherwise start, and ``kernelkit install`` would write a kernelspec with no language.
+    """
+    if not isinstance(info, dict):
+        return [f"the result is {_json_type(info)}, not an object"]
+    problems = []
+    for key, (types, required) in _INFO_FIELDS.items():
+        if key not in info:
+            if required:
+                problems.append(f"{key} is missing")
+        elif not isinstance(info[key], types):
+            problems.append(f"{key} must be {_names(types)}, not {_json_type(info[key])}")
+    lang = info.get("language_info")
+    if isinstance(lang, dict):
+        for key, types in _LANGUAGE_FIELDS.items():
+            if key in lang and not isinstance(lang[key], types):
+                problems.append(
+                    f"language_info.{key} must be {_names(types)}, not {_json_type(lang[key])}"
+                )
+        if "name" not in lang:
+            problems.append("language_info.name is missing")
+        elif isinstance(lang["name"], str) and not lang["name"].strip():
+            problems.append("language_info.name must not be empty")
+    if isinstance(info.get("implementation"), str) and not info["implementation"].strip():
+        problems.append("implementation must be a non-empty string")
+    if isinstance(info.get("interrupt_mode"), str) and info["interrupt_mode"] not in (
+        "signal", "message"
+    ):
+        problems.append(
+            f"interrupt_mode must be 'signal' or 'message', not {info['interrupt_mode']!r}"
+        )
+    links = info.get("help_links")
+    for i, link in enumerate(links if isinstance(links, list) else []):
+        if not (isinstance(link, dict) and isinstance(link.get("text"), str)
+                and isinstance(link.get("url"), str)):
+            problems.append(f"help_links[{i}] must be an object with text and url strings")
+    return problems
+
+
+def _names(types: tuple[type, ...]) -> str:
+    return " or ".join(_JSON_NAMES[t] for t in types)
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a value's type, as a backend author would say it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"a number ({value!r})"
+    if isinstance(value, str):
+        return f"a string ({value[:40]!r})"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
 
 
 def _tail(backend: BackendProcess) -> str:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ..logs import logger
 from . import jsonrpc
 from .jsonrpc import Codec
-from .process import BackendProcess, Exited, Line, Stderr
+from .process import BackendProcess, Exited, Line, Stderr, TooLong
 from .replies import error, reply_of
 
 if TYPE_CHECKING:
@@ -72,8 +72,9 @@ class Shared:
         with self.cv:
             rid, line = kernel.codec.request(method, {**params, "subshell_id": subshell})
             slot = Slot(rid, parent, params.get("execution_count"), subshell is None)
+            if not self.slots:
+                backend.begin()  # output from here on is for requests in flight
             self.slots[rid] = slot
-            backend.forward_stderr = True
         try:
             if not backend.send(line):
                 with self.cv:
@@ -96,7 +97,7 @@ class Shared:
             with self.cv:
                 self.slots.pop(rid, None)
                 if not self.slots:
-                    backend.forward_stderr = False
+                    backend.end()  # output from here on is logged, not shown
                     self.kill_at = 0.0
 
     def _turn(self, backend: BackendProcess, slot: Slot) -> dict[str, Any] | None:
@@ -151,21 +152,36 @@ class Shared:
         if isinstance(event, Exited):
             self._all_died(backend)
             return
+        if isinstance(event, TooLong):
+            died = kernel._too_long(backend, event.limit)
+            for waiting in self.slots.values():
+                if waiting.reply is None:
+                    waiting.reply = dict(died)
+            self.cv.notify_all()
+            return
         if isinstance(event, Stderr):
             self._output("stream", {"name": "stderr", "text": event.text}, None)
             return
         assert isinstance(event, Line)
         msg = Codec.parse(event.data)
+        event.data = b""  # a line of many MB: let it go before its message is published
         if isinstance(msg, jsonrpc.Response):
             slot = self.slots.get(msg.id) if isinstance(msg.id, int) else None
             if slot is None:
                 logger().warning("backend answered unknown request id %r; ignored", msg.id)
                 return
+            # Stderr written before this reply is in the pipe now: into a cell still open.
+            text = backend.drain_stderr()
+            if text:
+                self._output("stream", {"name": "stderr", "text": text}, None)
             slot.reply = reply_of(msg)
         elif isinstance(msg, jsonrpc.Notification):
             target = self._target(msg.params.get("request"))
             if target is None:
-                logger().warning("backend %s with no request running; ignored", msg.method)
+                logger().warning(
+                    "backend %s for request %s, which is not running: logged, not shown",
+                    msg.method, msg.params.get("request"),
+                )
                 return
             kernel._notification(msg, target.parent, target.count)
         elif isinstance(msg, jsonrpc.Request):
@@ -180,9 +196,12 @@ class Shared:
             logger().warning("malformed line from backend (%s): %.200s", msg.reason, msg.line)
 
     def _target(self, rid: Any) -> Slot | None:
-        """The request a line belongs to: the one it names, else the only or main one."""
-        if isinstance(rid, int) and rid in self.slots:
-            return self.slots[rid]
+        """The request a line belongs to: the one it names, else the only or main one.
+
+        A line that names a request already answered belongs to none: its cell is closed.
+        """
+        if isinstance(rid, int) and not isinstance(rid, bool):
+            return self.slots.get(rid)
         slots = list(self.slots.values())
         if len(slots) <= 1:
             return slots[0] if slots else None
