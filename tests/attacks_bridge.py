@@ -11,18 +11,16 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
-
-import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 
 from hardening_bridge import FAULT, PY, Bridge, kill, streams, wait_gone
 
 from attacks import Outcome, attack, mib
+from reliability import peak_rss
 
 NO_BRIDGE = "no bridge in ipykernel (no backend process)"
 
@@ -103,29 +101,6 @@ def _outlive(target: str, quick: bool) -> Outcome:
     return Outcome("; ".join(parts), held)
 
 
-def _peak(proc: psutil.Process, during: Any) -> tuple[Any, int, int]:
-    base = proc.memory_info().rss
-    peak = [base]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            try:
-                peak[0] = max(peak[0], proc.memory_info().rss)
-            except psutil.Error:
-                return
-            time.sleep(0.002)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        result = during()
-    finally:
-        done.set()
-        sampler.join()
-    return result, base, peak[0]
-
-
 @attack(11, "bridge backend writes one huge stdout line, huge stderr lines",
         targets=("kernelkit",), not_applicable=NO_BRIDGE)
 def _huge_lines(target: str, quick: bool) -> Outcome:
@@ -136,7 +111,7 @@ def _huge_lines(target: str, quick: bool) -> Outcome:
     cell_err = 20_000_000 if quick else 100_000_000
     b = Bridge(PY)
     try:
-        (reply, _), base, peak = _peak(b.host, lambda: b.execute(f"bigline {out_size}", 300))
+        (reply, _), base, peak = peak_rss(b.host, lambda: b.execute(f"bigline {out_size}", 300))
         refused = reply.get("ename") == "BackendError" and "maximum" in reply.get("evalue", "")
         restarted = b.execute("again")[0].get("status") == "ok"
         out_peak = peak - base
@@ -145,9 +120,10 @@ def _huge_lines(target: str, quick: bool) -> Outcome:
             b.execute(f"bigerr-later {idle_err}")
             return b.wait_logged("bigerr done", timeout=300)
 
-        logged, base2, peak2 = _peak(b.host, between)
+        logged, base2, peak2 = peak_rss(b.host, between)
         kept2 = b.host.memory_info().rss - base2
-        (reply3, msgs), base3, peak3 = _peak(b.host, lambda: b.execute(f"bigerr {cell_err}", 300))
+        (reply3, msgs), base3, peak3 = peak_rss(
+            b.host, lambda: b.execute(f"bigerr {cell_err}", 300))
         shown = len(streams(msgs, "stderr"))
         time.sleep(0.5)
         kept3 = b.host.memory_info().rss - base3

@@ -175,3 +175,17 @@ def start_kernel() -> Iterator[Any]:
     yield start
     for k in started:
         k.close()
+
+
+from kernelkit.bridge.kernel import BridgeKernel  # noqa: E402 (after the paths above)
+
+
+class UnservedBridge(BridgeKernel):
+    """A bridge kernel driven directly, without a server: output is kept, not published."""
+
+    def __init__(self, argv: list[str], **kwargs: Any) -> None:
+        self.published: list[tuple[str, dict[str, Any]]] = []
+        super().__init__(argv, **kwargs)
+
+    def _publish(self, msg_type: str, content: dict[str, Any], parent: Any = None) -> None:
+        self.published.append((msg_type, content))

@@ -129,6 +129,30 @@ def wait_until(condition: Callable[[], bool], timeout: float, step: float = 0.02
     return True
 
 
+def peak_rss(proc: psutil.Process, during: Callable[[], Any]) -> tuple[Any, int, int]:
+    """Run ``during()``, sampling proc's RSS; (its result, RSS before, peak RSS)."""
+    base = proc.memory_info().rss
+    peak = [base]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            try:
+                peak[0] = max(peak[0], proc.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        result = during()
+    finally:
+        done.set()
+        sampler.join()
+    return result, base, peak[0]
+
+
 # -- kernel processes ------------------------------------------------------------------------
 
 

@@ -16,8 +16,8 @@ import pytest
 from jupyter_client.connect import write_connection_file
 
 from conftest import DENO, ROOT, SUPPORT, kernelkit
+from conftest import UnservedBridge as _Unserved
 from kernelkit.bridge.jsonrpc import Codec, Malformed, Notification, Request, Response, Text
-from kernelkit.bridge.kernel import BridgeKernel
 from kernelkit.bridge.process import BackendProcess, Exited, Line, Stderr
 
 ECHO_INFO = {
@@ -295,17 +295,6 @@ def _pipes() -> int:
         except OSError:  # closed meanwhile, or the listing's own descriptor
             continue
     return count
-
-
-class _Unserved(BridgeKernel):
-    """A bridge kernel driven directly, without a server: output is kept, not published."""
-
-    def __init__(self, argv: list[str]) -> None:
-        self.published: list[tuple[str, dict[str, Any]]] = []
-        super().__init__(argv)
-
-    def _publish(self, msg_type: str, content: dict[str, Any], parent: Any = None) -> None:
-        self.published.append((msg_type, content))
 
 
 def test_backend_deaths_leak_no_file_descriptors() -> None:

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,9 +33,11 @@ from hardening_bridge import (
 )
 from jupyter_client.connect import write_connection_file
 
+from conftest import UnservedBridge as _Unserved
 from conftest import kernelkit
-from kernelkit.bridge.kernel import BridgeKernel, info_problems
+from kernelkit.bridge.kernel import info_problems
 from kernelkit.bridge.process import MAX_LINE, STDERR_LINE_MAX, BackendProcess
+from reliability import peak_rss
 
 BACKENDS = {"python-sdk": PY, "node": NODE_JS, "deno": DENO_JS, "raw": FAULT}
 
@@ -214,30 +215,6 @@ def test_stop_kills_helpers_of_a_backend_that_left_by_itself() -> None:
 # -- item 11: bounded lines ---------------------------------------------------------------
 
 
-def _peak_rss(proc: psutil.Process, during: Any) -> tuple[Any, int, int]:
-    """Run ``during()``, sampling proc's RSS; (its result, RSS before, peak RSS)."""
-    base = proc.memory_info().rss
-    peak = [base]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            try:
-                peak[0] = max(peak[0], proc.memory_info().rss)
-            except psutil.Error:
-                return
-            time.sleep(0.002)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        result = during()
-    finally:
-        done.set()
-        sampler.join()
-    return result, base, peak[0]
-
-
 def test_a_stdout_line_over_the_maximum_fails_the_request_and_restarts_the_backend(
     bridge: Any,
 ) -> None:
@@ -258,7 +235,7 @@ def test_a_stdout_line_over_the_maximum_fails_the_request_and_restarts_the_backe
 def test_the_default_maximum_bounds_what_the_host_holds_for_a_line(bridge: Any) -> None:
     # 200 MB in one line against the real default (64 MiB): the host stops at the maximum.
     b = bridge(PY)
-    (reply, _), base, peak = _peak_rss(b.host, lambda: b.execute("bigline 200000000", 60))
+    (reply, _), base, peak = peak_rss(b.host, lambda: b.execute("bigline 200000000", 60))
     assert reply["status"] == "error" and f"more than {MAX_LINE:,} bytes" in reply["evalue"]
     assert peak - base < MAX_LINE + (48 << 20), f"host grew {(peak - base) >> 20} MiB"
     assert b.execute("again")[0]["status"] == "ok"
@@ -292,7 +269,7 @@ def test_stderr_between_requests_is_logged_in_bounded_memory() -> None:
                 assert time.monotonic() < deadline, "stderr was not read in 30 s"
                 time.sleep(0.01)
 
-        _, base, peak = _peak_rss(me, run)
+        _, base, peak = peak_rss(me, run)
         assert peak - base < 16 << 20, f"grew {(peak - base) >> 20} MiB for 100 MiB of stderr"
         long_line = list(backend.stderr_tail)[-2]
         assert long_line.startswith("eee") and len(long_line) < STDERR_LINE_MAX + 60
@@ -346,9 +323,9 @@ def test_python_sdk_survives_a_sigint_that_lands_between_requests(bridge: Any) -
 
 
 BAD_INFO = [
-    ({"implementation": 42}, "implementation must be a string, not a number (42)"),
-    ({"language_info": "rpn"}, "language_info must be an object, not a string ('rpn')"),
-    ({"language_info": {"name": 7}}, "language_info.name must be a string, not a number (7)"),
+    ({"implementation": 42}, "implementation must be a string, not the integer 42"),
+    ({"language_info": "rpn"}, "language_info must be an object, not the string 'rpn'"),
+    ({"language_info": {"name": 7}}, "language_info.name must be a string, not the integer 7"),
     ({"language_info": {"mimetype": "text/plain"}}, "language_info.name is missing"),
     ({"language_info": {"name": ""}}, "language_info.name must not be empty"),
     ({"banner": ["x"]}, "banner must be a string, not an array"),
@@ -399,17 +376,6 @@ def test_a_valid_initialize_result_has_no_problems() -> None:
 def _params(code: str) -> dict[str, Any]:
     return {"code": code, "silent": False, "store_history": True, "user_expressions": {},
             "allow_stdin": False, "execution_count": 1, "cell_id": None}
-
-
-class _Unserved(BridgeKernel):
-    """A bridge kernel driven directly, without a server: output is kept, not published."""
-
-    def __init__(self, argv: list[str]) -> None:
-        self.published: list[tuple[str, dict[str, Any]]] = []
-        super().__init__(argv)
-
-    def _publish(self, msg_type: str, content: dict[str, Any], parent: Any = None) -> None:
-        self.published.append((msg_type, content))
 
 
 def test_the_keeper_ends_with_its_backend() -> None:

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -211,8 +211,9 @@ def test_connections_beyond_the_cap_are_cut(tmp_path: Path) -> None:
 # -- signals ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("signame", ["SIGHUP", "SIGUSR1", "SIGTERM"])
-def test_ending_signals_clean_up(tmp_path: Path, signame: str) -> None:
+def _signalled(tmp_path: Path, send: Callable[[subprocess.Popen[bytes]], None]) -> None:
+    """Start a kernel that writes its own connection file, ``send`` it signals once it
+    serves, and check it exits 0, without a traceback, its connection file removed."""
     runtime = tmp_path / "runtime"
     proc = subprocess.Popen(
         [sys.executable, "-m", "kernelkit", "run", "echo"],
@@ -222,7 +223,7 @@ def test_ending_signals_clean_up(tmp_path: Path, signame: str) -> None:
     try:
         assert reliability.wait_until(lambda: any(runtime.glob("kernel-*.json")), 30)
         time.sleep(0.3)  # past start-up, serving
-        proc.send_signal(getattr(signal, signame))
+        send(proc)
         assert proc.wait(15) == 0
         assert proc.stderr is not None
         err = proc.stderr.read().decode()
@@ -232,6 +233,11 @@ def test_ending_signals_clean_up(tmp_path: Path, signame: str) -> None:
             proc.wait()
     assert "Traceback" not in err
     assert not list(runtime.glob("kernel-*.json"))
+
+
+@pytest.mark.parametrize("signame", ["SIGHUP", "SIGUSR1", "SIGTERM"])
+def test_ending_signals_clean_up(tmp_path: Path, signame: str) -> None:
+    _signalled(tmp_path, lambda proc: proc.send_signal(getattr(signal, signame)))
 
 
 # -- IOPub's byte bound -------------------------------------------------------------------------
@@ -272,25 +278,11 @@ def test_a_stalled_subscriber_is_cut_and_memory_stays_bounded(tmp_path: Path) ->
 def test_more_ending_signals_during_the_clean_up_do_not_cut_it_short(tmp_path: Path) -> None:
     """Regression: a SIGTERM landing while the first one's clean-up ran (the forced exit
     after a slow shutdown sends one) raised inside it: exit 1 with a traceback."""
-    runtime = tmp_path / "runtime"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kernelkit", "run", "echo"],
-        env={**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime)},
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    try:
-        assert reliability.wait_until(lambda: any(runtime.glob("kernel-*.json")), 30)
-        time.sleep(0.3)
-        for _ in range(40):  # a storm across the whole clean-up
+
+    def storm(proc: subprocess.Popen[bytes]) -> None:
+        for _ in range(40):  # across the whole clean-up
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
             time.sleep(0.005)
-        assert proc.wait(15) == 0
-        assert proc.stderr is not None
-        err = proc.stderr.read().decode()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert "Traceback" not in err
-    assert not list(runtime.glob("kernel-*.json"))
+
+    _signalled(tmp_path, storm)

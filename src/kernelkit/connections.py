@@ -136,7 +136,7 @@ class ConnectionGuard:
             elif ch.fds.pop(fd, None) is not None and ch.name == "iopub" and (
                 time.monotonic() - self._flood_cut_at < 60
             ):
-                _trim_heap()  # a flooder's subscriptions were just freed: give the memory back
+                trim_heap()  # a flooder's subscriptions were just freed: give the memory back
 
     # -- cutting -----------------------------------------------------------------------
 
@@ -186,7 +186,7 @@ class ConnectionGuard:
                 n += self._cut(ch, fd, f"sent {info[1]:,} bytes of subscriptions")
         if n:
             self._flood_cut_at = time.monotonic()
-            _trim_heap()
+            trim_heap()
         return n
 
     def cut_stalled(self, name: str = "iopub") -> int:
@@ -220,7 +220,7 @@ class ConnectionGuard:
                 seen.pop(fd, None)
         self._stalls = seen
         if n:
-            _trim_heap()
+            trim_heap()
         return n
 
     def counts(self) -> dict[str, int]:
@@ -276,7 +276,7 @@ def _progress(fd: int, family: int) -> tuple[int, int] | None:
     return (waiting, info[0]) if info is not None else None
 
 
-def _trim_heap() -> None:
+def trim_heap() -> None:
     """Give freed memory back to the system (glibc keeps it otherwise)."""
     with contextlib.suppress(Exception):
         import ctypes

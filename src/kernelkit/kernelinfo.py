@@ -58,7 +58,7 @@ _INFO_TYPES: dict[str, tuple[type, ...]] = {
 }
 _INFO_REQUIRED = ("protocol_version", "implementation", "implementation_version",
                   "language_info", "banner")
-_LANGUAGE_TYPES: dict[str, tuple[type, ...]] = {
+LANGUAGE_TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,),
     "version": (str,),
     "mimetype": (str,),
@@ -80,7 +80,7 @@ def kernel_info_problems(info: JSONDict) -> list[str]:
             for key in ("name", "version")
             if key not in language_info
         ]
-        problems += _type_problems(language_info, _LANGUAGE_TYPES, "language_info.")
+        problems += _type_problems(language_info, LANGUAGE_TYPES, "language_info.")
     for i, link in enumerate(info.get("help_links") or []):
         if not (
             isinstance(link, dict)

@@ -39,6 +39,7 @@ from .connections import (
     STALL_CHECK_S,
     ConnectionGuard,
     raise_fd_limit,
+    trim_heap,
 )
 from .droplog import DropLog
 from .interrupts import IDLE, Gate, Guard, OnInterrupt, ThreadGate
@@ -362,7 +363,9 @@ class Server:
             self.iopub.subscription_bytes = 0
             self.guard.cut_subscription_floods()
         held = self.iopub.held_bytes()
-        self._iopub_over = held > self.iopub.max_bytes
+        was_over, self._iopub_over = self._iopub_over, held > self.iopub.max_bytes
+        if was_over and not self._iopub_over:
+            trim_heap()  # what the cut subscriber held has been freed by now: give it back
         if self._iopub_over:
             cut = self.guard.cut_stalled()
             _logger().debug("IOPub holds %d bytes; cut %s", held, cut)

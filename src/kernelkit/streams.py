@@ -25,7 +25,8 @@ message, by these rules:
   flushes) after a quiet interval goes out at once, so ``print("a"); time.sleep(10)``
   shows "a" immediately; a partial line without a flush waits one ``INTERVAL``;
 * memory is bounded: ``MAX_PENDING`` characters waiting for one request are sent at
-  once, and no message is larger (a bigger write is sent in pieces);
+  once, and merged text makes no larger message (a bigger write joining waiting text
+  is sent in pieces; a request's first write goes out whole, as it was written);
 * order is kept: text of the other stream name is sent before text of a new name is
   taken; ``Dispatcher`` flushes a request's text before any other message for it
   (display_data, error, clear_output, input_request, its reply) and the request's end
@@ -142,8 +143,9 @@ class Coalescer:
                 if self._pending:
                     self._prune_locked(now)
                 pending = self._pending[parent] = _Pending(parent)
-                if ready and len(text) <= self.max_pending:
-                    # The request's first text (the Echo kernel's only message): at once.
+                if ready:
+                    # The request's first text (the Echo kernel's only message): at once,
+                    # whole however big (it is in memory already; pieces would bound nothing).
                     pending.last[name] = now
                     return self.send(parent, name, text)
             elif pending.parts and pending.name != name:

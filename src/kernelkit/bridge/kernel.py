@@ -16,7 +16,9 @@ import time
 from typing import Any
 
 from ..kernel import Kernel
+from ..kernelinfo import LANGUAGE_TYPES
 from ..logs import logger
+from ..requests import describe
 from . import jsonrpc
 from .jsonrpc import BRIDGE_PROTOCOL_VERSION, Codec
 from .process import BackendProcess, Exited, Line, Stderr, TooLong
@@ -461,15 +463,6 @@ _INFO_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "interrupt_mode": ((str,), False),
     "subshells": ((bool,), False),
 }
-_LANGUAGE_FIELDS: dict[str, tuple[type, ...]] = {
-    "name": (str,),
-    "version": (str,),
-    "mimetype": (str,),
-    "file_extension": (str,),
-    "pygments_lexer": (str,),
-    "codemirror_mode": (str, dict),
-    "nbconvert_exporter": (str,),
-}
 _JSON_NAMES = {str: "a string", dict: "an object", list: "an array", bool: "a boolean"}
 
 
@@ -480,20 +473,20 @@ def info_problems(info: Any) -> list[str]:
     otherwise start, and ``kernelkit install`` would write a kernelspec with no language.
     """
     if not isinstance(info, dict):
-        return [f"the result is {_json_type(info)}, not an object"]
+        return [f"the result is {describe(info)}, not an object"]
     problems = []
     for key, (types, required) in _INFO_FIELDS.items():
         if key not in info:
             if required:
                 problems.append(f"{key} is missing")
         elif not isinstance(info[key], types):
-            problems.append(f"{key} must be {_names(types)}, not {_json_type(info[key])}")
+            problems.append(f"{key} must be {_names(types)}, not {describe(info[key])}")
     lang = info.get("language_info")
     if isinstance(lang, dict):
-        for key, types in _LANGUAGE_FIELDS.items():
+        for key, types in LANGUAGE_TYPES.items():
             if key in lang and not isinstance(lang[key], types):
                 problems.append(
-                    f"language_info.{key} must be {_names(types)}, not {_json_type(lang[key])}"
+                    f"language_info.{key} must be {_names(types)}, not {describe(lang[key])}"
                 )
         if "name" not in lang:
             problems.append("language_info.name is missing")
@@ -517,23 +510,6 @@ def info_problems(info: Any) -> list[str]:
 
 def _names(types: tuple[type, ...]) -> str:
     return " or ".join(_JSON_NAMES[t] for t in types)
-
-
-def _json_type(value: Any) -> str:
-    """The JSON name of a value's type, as a backend author would say it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return f"a number ({value!r})"
-    if isinstance(value, str):
-        return f"a string ({value[:40]!r})"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 def _tail(backend: BackendProcess) -> str:
