@@ -39,6 +39,7 @@ TEST_SPECS = {
     "kk-concurrent": ("kk_testkernels:ConcurrentKernel", "signal"),
     "kk-concurrent-message": ("kk_testkernels:ConcurrentKernel", "message"),
     "kk-classic-echo": ("classic_echo:EchoKernel", "signal"),
+    "kk-python": ("kk_testkernels:PythonKernel", "signal"),
 }
 
 

@@ -142,11 +142,15 @@ class Dispatcher:
             "delete_subshell_request": self._delete_subshell,
             "list_subshell_request": self._list_subshell,
             "comm_open": self._comm_open,
-            "comm_msg": self._ignore,
-            "comm_close": self._ignore,
+            "comm_msg": self._comm_msg,
+            "comm_close": self._comm_close,
         }
         # Stream text of every request, merged into few messages (streams.py).
         self.streams = Coalescer(self._send_stream)
+        # The comm package (ipywidgets, anywidget) gets this kernel's comm manager.
+        from . import comms
+
+        comms.install(lambda: kernel.comm_manager)
         self.stdout = OutStream("stdout", self)
         self.stderr = OutStream("stderr", self)
 
@@ -538,13 +542,45 @@ class Dispatcher:
             _req.comm_info(msg.content)
         except _req.InvalidRequest as exc:
             return self._invalid(msg, exc)
-        return {"status": "ok", "comms": {}}
+        manager = self._comms(create=False)
+        target = msg.content.get("target_name")
+        comms = manager.comm_info(target if isinstance(target, str) else None) if manager else {}
+        return {"status": "ok", "comms": comms}
+
+    def _comms(self, create: bool = True) -> Any:
+        """The kernel's comm manager (kernelkit.comms), made on first need; None if it has none.
+
+        Comm callbacks are kernel code but take no hook lock: JupyterLab sends widget
+        traffic over a subshell so that it is handled while a cell runs (as ipykernel 7).
+        """
+        kernel = self.kernel
+        if not create and getattr(kernel, "_comm_manager", None) is None:
+            return None
+        try:
+            return getattr(kernel, "comm_manager", None)
+        except Exception as exc:
+            _log("warning", "the kernel's comm_manager raised %r", exc)
+            return None
 
     def _comm_open(self, channel: str, msg: Message) -> None:
+        manager = self._comms()
+        if manager is not None:
+            manager.comm_open(msg)
+            return
         # No comm targets exist: the spec asks for an immediate comm_close.
         comm_id = msg.content.get("comm_id")
         if isinstance(comm_id, str):
             self.publish("comm_close", {"comm_id": comm_id, "data": {}})
+
+    def _comm_msg(self, channel: str, msg: Message) -> None:
+        manager = self._comms(create=False)
+        if manager is not None:
+            manager.comm_msg(msg)
+
+    def _comm_close(self, channel: str, msg: Message) -> None:
+        manager = self._comms(create=False)
+        if manager is not None:
+            manager.comm_close(msg)
 
     def _ignore(self, channel: str, msg: Message) -> None:
         return None

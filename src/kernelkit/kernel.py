@@ -18,6 +18,7 @@ from .wire import PROTOCOL_VERSION, JSONDict
 if TYPE_CHECKING:
     import logging
 
+    from .comms import CommManager
     from .dispatch import Dispatcher
 
 __all__ = ["Kernel", "StdinNotImplementedError"]
@@ -83,6 +84,26 @@ class Kernel:
             "debugger": False,
             "supported_features": [],
         }
+
+    @property
+    def comm_manager(self) -> CommManager:
+        """This kernel's comms and comm targets (made on first use; see kernelkit.comms)."""
+        manager: CommManager | None = getattr(self, "_comm_manager", None)
+        if manager is None:
+            from .comms import CommManager
+
+            manager = self._comm_manager = CommManager(self._publish_comm)
+        return manager
+
+    @comm_manager.setter
+    def comm_manager(self, value: CommManager) -> None:
+        self._comm_manager = value
+
+    def _publish_comm(self, msg_type: str, content: JSONDict, metadata: JSONDict | None,
+                      buffers: list[bytes]) -> Any:
+        if self._dispatcher is None:
+            raise RuntimeError("comms need a running kernel")
+        return self._dispatcher.publish(msg_type, content, metadata, buffers)
 
     @property
     def log(self) -> logging.Logger:

@@ -1,0 +1,236 @@
+"""Comms in Python kernels (kernelkit.comms): in-process through FakeTransport, then for real.
+
+The real tests run kk_testkernels:PythonKernel (exec-based) under jupyter_client and use
+the comm package and ipywidgets from PyPI as a notebook user's code would.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from kernelkit import Kernel
+from kernelkit.dispatch import Dispatcher
+from kernelkit.testing import FakeTransport, request
+
+
+class Plain(Kernel):
+    implementation = "plain"
+    implementation_version = "1"
+    language_info = {"name": "plain", "mimetype": "text/plain", "file_extension": ".txt"}
+
+    def do_execute(self, code: str, silent: bool, store_history: bool = True,
+                   user_expressions: Any = None, allow_stdin: bool = False) -> Any:
+        return {"status": "ok", "execution_count": self.execution_count, "payload": [],
+                "user_expressions": {}}
+
+
+def _kernel() -> tuple[Plain, FakeTransport, Dispatcher]:
+    kernel = Plain()
+    transport = FakeTransport()
+    dispatcher = Dispatcher(kernel, transport)
+    kernel._dispatcher = dispatcher
+    return kernel, transport, dispatcher
+
+
+def test_a_comm_opened_by_the_frontend_to_a_target_gets_messages_both_ways() -> None:
+    kernel, transport, dispatcher = _kernel()
+    got: list[Any] = []
+
+    def target(comm: Any, msg: dict[str, Any]) -> None:
+        got.append(("open", msg["content"]["data"]))
+        comm.on_msg(lambda m: (got.append(("msg", m["content"]["data"], m["buffers"])),
+                               print("inside the callback"),
+                               comm.send({"echo": m["content"]["data"]}, buffers=[b"\x00\x01"])))
+        comm.on_close(lambda m: got.append(("close",)))
+
+    kernel.comm_manager.register_target("echo", target)
+    saved = sys.stdout, sys.stderr
+    dispatcher.capture_output()
+    try:
+        dispatcher.handle("shell", request("comm_open", {"comm_id": "c1", "target_name": "echo",
+                                                         "data": {"x": 1}}))
+        msg = request("comm_msg", {"comm_id": "c1", "data": {"y": 2}})
+        msg.buffers = [b"raw"]
+        dispatcher.handle("shell", msg)
+        info = request("comm_info_request", {"target_name": "echo"})
+        dispatcher.handle("shell", info)
+        dispatcher.handle("shell", request("comm_close", {"comm_id": "c1", "data": {}}))
+    finally:
+        sys.stdout, sys.stderr = saved
+    assert got[0] == ("open", {"x": 1})
+    assert got[1][:2] == ("msg", {"y": 2}) and bytes(got[1][2][0]) == b"raw"
+    assert got[2] == ("close",)
+    for_msg = [s for s in transport.sent if s.parent_id == msg.msg_id]
+    kinds = [(s.msg_type, s.content.get("execution_state") or s.content.get("name"))
+             for s in for_msg]
+    # busy, the callback's print and its comm_msg (in that order), idle: all children of it
+    assert kinds == [("status", "busy"), ("stream", "stdout"), ("comm_msg", None),
+                     ("status", "idle")]
+    echo = next(s for s in for_msg if s.msg_type == "comm_msg")
+    assert echo.content == {"data": {"echo": {"y": 2}}, "comm_id": "c1"}
+    assert echo.buffers == [b"\x00\x01"]
+    assert transport.reply_to(info)["comms"] == {"c1": {"target_name": "echo"}}
+    assert kernel.comm_manager.comms == {}
+
+
+def test_a_comm_to_an_unknown_target_is_closed_at_once() -> None:
+    kernel, transport, dispatcher = _kernel()
+    dispatcher.handle("shell", request("comm_open", {"comm_id": "c2", "target_name": "nope",
+                                                     "data": {}}))
+    closes = [s for s in transport.sent if s.msg_type == "comm_close"]
+    assert [c.content["comm_id"] for c in closes] == ["c2"]
+    assert kernel.comm_manager.comms == {}
+
+
+def test_comms_opened_by_the_kernel_are_listed_and_filtered() -> None:
+    kernel, transport, dispatcher = _kernel()
+    parent = request("execute_request", {"code": ""})
+    dispatcher._local.parent = parent  # as if inside a cell
+    a = kernel.comm_manager.create_comm(target_name="a", data={"v": 1}, buffers=[b"buf"])
+    kernel.comm_manager.create_comm(target_name="b")
+    opened = [s for s in transport.sent if s.msg_type == "comm_open"]
+    assert opened[0].content == {"data": {"v": 1}, "comm_id": a.comm_id, "target_name": "a"}
+    assert opened[0].buffers == [b"buf"] and opened[0].parent is parent
+    dispatcher._local.parent = None
+    for target, n in ((None, 2), ("a", 1), ("zzz", 0)):
+        info = request("comm_info_request", {} if target is None else {"target_name": target})
+        dispatcher.handle("shell", info)
+        assert len(transport.reply_to(info)["comms"]) == n
+    dispatcher._local.parent = parent
+    a.close()
+    a.close()  # twice: once on the wire
+    closed = [s.content["comm_id"] for s in transport.sent if s.msg_type == "comm_close"]
+    assert closed == [a.comm_id]
+
+
+def test_a_callback_that_raises_is_logged_and_the_kernel_goes_on(caplog: Any) -> None:
+    kernel, transport, dispatcher = _kernel()
+
+    def target(comm: Any, msg: dict[str, Any]) -> None:
+        comm.on_msg(lambda m: 1 / 0)
+
+    kernel.comm_manager.register_target("bad", target)
+    kernel.comm_manager.register_target("worse", lambda comm, msg: [][0])
+    dispatcher.handle("shell", request("comm_open", {"comm_id": "c3", "target_name": "bad"}))
+    dispatcher.handle("shell", request("comm_msg", {"comm_id": "c3", "data": {}}))
+    dispatcher.handle("shell", request("comm_open", {"comm_id": "c4", "target_name": "worse"}))
+    dispatcher.handle("shell", request("comm_msg", {"comm_id": "nowhere", "data": {}}))
+    # the raising target's comm is closed; the one whose callback raised stays open
+    assert set(kernel.comm_manager.comms) == {"c3"}
+    assert [s.content["comm_id"] for s in transport.sent if s.msg_type == "comm_close"] == ["c4"]
+    ex = request("execute_request", {"code": "after"})
+    dispatcher.handle("shell", ex)
+    assert transport.reply_to(ex)["status"] == "ok"
+
+
+def test_comm_messages_without_comms_are_answered_quietly() -> None:
+    kernel, transport, dispatcher = _kernel()
+    dispatcher.handle("shell", request("comm_msg", {"comm_id": "x", "data": {}}))
+    assert getattr(kernel, "_comm_manager", None) is None  # nothing was made for it
+    assert [s.msg_type for s in transport.sent] == ["status", "status"]
+
+
+# -- real kernels, real libraries --------------------------------------------------------------
+
+
+def _iopub_until_idle(kc: Any, msg_id: str, timeout: float = 30) -> list[dict[str, Any]]:
+    out = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = kc.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        out.append(msg)
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return out
+    raise TimeoutError(msg_id)
+
+
+@pytest.fixture
+def python_kernel() -> Any:
+    from jupyter_client import KernelManager
+
+    km = KernelManager(kernel_name="kk-python")  # kk_testkernels:PythonKernel
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=60)
+    kc.kernel_info()
+    assert kc.get_shell_msg(timeout=30)["content"]["implementation"] == "kk-python"
+    yield kc
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+
+
+def _run(kc: Any, code: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    msg_id = kc.execute(code)
+    reply = kc.get_shell_msg(timeout=30)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    return reply, _iopub_until_idle(kc, msg_id)
+
+
+def _stdout(msgs: list[dict[str, Any]]) -> str:
+    return "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream")
+
+
+def test_the_comm_package_reaches_the_kernels_comms(python_kernel: Any) -> None:
+    kc = python_kernel
+    reply, msgs = _run(kc, "import comm\n"
+                           "c = comm.create_comm(target_name='kk.echo', data={'hello': 1})\n"
+                           "got = []\n"
+                           "c.on_msg(lambda m: (got.append(m['content']['data']),"
+                           " c.send({'back': m['content']['data']})))\n")
+    assert reply["content"]["status"] == "ok", reply["content"]
+    opened = next(m for m in msgs if m["msg_type"] == "comm_open")
+    assert opened["content"]["target_name"] == "kk.echo"
+    assert opened["content"]["data"] == {"hello": 1}
+    comm_id = opened["content"]["comm_id"]
+    msg = kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {"n": 5}})
+    kc.shell_channel.send(msg)
+    back = _iopub_until_idle(kc, msg["header"]["msg_id"])
+    answers = [m["content"]["data"] for m in back if m["msg_type"] == "comm_msg"]
+    assert answers == [{"back": {"n": 5}}]
+    reply, msgs = _run(kc, "print(got)")
+    assert _stdout(msgs) == "[{'n': 5}]\n"
+    info = kc.comm_info(target_name="kk.echo")
+    assert kc.get_shell_msg(timeout=30)["content"]["comms"] == {comm_id: {"target_name": "kk.echo"}}
+    assert info
+
+
+def test_an_ipywidgets_slider_gets_the_frontends_value(python_kernel: Any) -> None:
+    kc = python_kernel
+    reply, msgs = _run(kc, "import ipywidgets, kernelkit\ns = ipywidgets.IntSlider(value=3)\n"
+                           "print(type(ipywidgets.widgets.widget.comm.get_comm_manager())"
+                           ".__module__)\n")
+    assert _stdout(msgs) == "kernelkit.comms\n"  # the kernelkit kernel, not ipykernel
+    assert reply["content"]["status"] == "ok", reply["content"]
+    opened = [m for m in msgs if m["msg_type"] == "comm_open"]
+    slider = next(m for m in opened if m["content"]["data"]["state"].get("_model_name")
+                  == "IntSliderModel")
+    comm_id = slider["content"]["comm_id"]
+    assert slider["content"]["data"]["state"]["value"] == 3
+    # The frontend moves the slider: an update of the model's state.
+    update = kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {
+        "method": "update", "state": {"value": 7}, "buffer_paths": []}})
+    kc.shell_channel.send(update)
+    _iopub_until_idle(kc, update["header"]["msg_id"])
+    reply, msgs = _run(kc, "print(s.value)")
+    assert _stdout(msgs) == "7\n"
+    # A page reload: the widget manager opens jupyter.widget.control and asks for states.
+    control = kc.session.msg("comm_open", {"comm_id": "control-1",
+                                            "target_name": "jupyter.widget.control",
+                                            "data": {}}, metadata={"version": "1.0.0"})
+    kc.shell_channel.send(control)
+    got = _iopub_until_idle(kc, control["header"]["msg_id"])
+    assert not [m for m in got if m["msg_type"] == "comm_close"]
+    ask = kc.session.msg("comm_msg", {"comm_id": "control-1",
+                                       "data": {"method": "request_states"}})
+    kc.shell_channel.send(ask)
+    states = [m for m in _iopub_until_idle(kc, ask["header"]["msg_id"])
+              if m["msg_type"] == "comm_msg"]
+    assert states and states[0]["content"]["data"]["method"] == "update_states"
+    assert states[0]["content"]["data"]["states"][comm_id]["state"]["value"] == 7
