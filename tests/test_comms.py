@@ -14,7 +14,7 @@ import pytest
 
 from kernelkit import Kernel
 from kernelkit.dispatch import Dispatcher
-from kernelkit.testing import FakeTransport, request
+from kernelkit.testing import FakeTransport, attach, request
 
 
 class Plain(Kernel):
@@ -30,9 +30,7 @@ class Plain(Kernel):
 
 def _kernel() -> tuple[Plain, FakeTransport, Dispatcher]:
     kernel = Plain()
-    transport = FakeTransport()
-    dispatcher = Dispatcher(kernel, transport)
-    kernel._dispatcher = dispatcher
+    transport, dispatcher = attach(kernel)
     return kernel, transport, dispatcher
 
 

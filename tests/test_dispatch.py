@@ -14,7 +14,7 @@ import pytest
 
 from kernelkit import Kernel
 from kernelkit.dispatch import Dispatcher, kernel_info_problems
-from kernelkit.testing import FakeTransport, request
+from kernelkit.testing import FakeTransport, attach, request
 
 OK = {"status": "ok"}  # module-level: a kernel that returns it must not see it change
 
@@ -42,9 +42,7 @@ class Probe(Kernel):
 
 def setup(kernel: Kernel | None = None) -> tuple[Any, FakeTransport, Dispatcher]:
     kernel = kernel or Probe()
-    transport = FakeTransport()
-    dispatcher = Dispatcher(kernel, transport)
-    kernel._dispatcher = dispatcher
+    transport, dispatcher = attach(kernel)
     return kernel, transport, dispatcher
 
 

@@ -22,7 +22,7 @@ from conftest import ROOT
 from kernelkit import Kernel
 from kernelkit.dispatch import Dispatcher
 from kernelkit.streams import INTERVAL, MAX_PENDING, Coalescer
-from kernelkit.testing import FakeTransport, Sent, request
+from kernelkit.testing import FakeTransport, Sent, attach, request
 from kernelkit.wire import Message
 from reliability import KernelProcess
 
@@ -57,9 +57,8 @@ class Clock:
 
 
 def setup(clock: Clock | None = None) -> tuple[Cells, FakeTransport, Dispatcher]:
-    kernel, transport = Cells(), FakeTransport()
-    dispatcher = Dispatcher(kernel, transport)
-    kernel._dispatcher = dispatcher
+    kernel = Cells()
+    transport, dispatcher = attach(kernel)
     if clock is not None:
         dispatcher.streams.clock = clock
     return kernel, transport, dispatcher

@@ -23,7 +23,7 @@ from jupyter_client.connect import write_connection_file
 from kernelkit import Kernel
 from kernelkit.dispatch import Dispatcher
 from kernelkit.requests import describe
-from kernelkit.testing import FakeTransport, request
+from kernelkit.testing import FakeTransport, attach, request
 from kernelkit.wire import Session, Signer
 
 
@@ -70,9 +70,7 @@ class Recorder(Kernel):
 
 def setup() -> tuple[Recorder, FakeTransport, Dispatcher]:
     kernel = Recorder()
-    transport = FakeTransport()
-    dispatcher = Dispatcher(kernel, transport)
-    kernel._dispatcher = dispatcher
+    transport, dispatcher = attach(kernel)
     return kernel, transport, dispatcher
 
 

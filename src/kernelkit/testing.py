@@ -5,9 +5,7 @@ through a kernel in-process in well under a millisecond and every message it wou
 have sent can be read back::
 
     kernel = MyKernel()
-    transport = FakeTransport()
-    dispatcher = Dispatcher(kernel, transport)
-    kernel._dispatcher = dispatcher
+    transport, dispatcher = attach(kernel)
     dispatcher.handle("shell", request("execute_request", {"code": "1"}))
     assert transport.reply_to(...)["status"] == "ok"
 """
@@ -186,3 +184,13 @@ class FakeTransport:
             yield
         finally:
             self.on_send = previous
+
+
+def attach(kernel: Any, transport: Any = None) -> tuple[Any, Any]:
+    """Attach ``kernel`` to a dispatcher over ``transport`` (a new FakeTransport by default)."""
+    from .dispatch import Dispatcher
+
+    transport = FakeTransport() if transport is None else transport
+    dispatcher = Dispatcher(kernel, transport)
+    kernel._dispatcher = dispatcher
+    return transport, dispatcher
