@@ -232,3 +232,36 @@ def test_an_ipywidgets_slider_gets_the_frontends_value(python_kernel: Any) -> No
               if m["msg_type"] == "comm_msg"]
     assert states and states[0]["content"]["data"]["method"] == "update_states"
     assert states[0]["content"]["data"]["states"][comm_id]["state"]["value"] == 7
+
+
+def test_comm_messages_on_a_subshell_are_handled_while_a_cell_runs(python_kernel: Any) -> None:
+    """JupyterLab sends widget traffic over a subshell: it must not wait for the cell."""
+    kc = python_kernel
+    _run(kc, "import comm, threading\n"
+             "seen = []\n"
+             "c = comm.create_comm(target_name='kk.sub')\n"
+             "c.on_msg(lambda m: seen.append(threading.current_thread().name))\n")
+    req = kc.session.msg("create_subshell_request", {})
+    kc.control_channel.send(req)
+    subshell_id = kc.get_control_msg(timeout=30)["content"]["subshell_id"]
+    # the comm's id, from the kernel's own listing
+    kc.comm_info(target_name="kk.sub")
+    comm_id = next(iter(kc.get_shell_msg(timeout=30)["content"]["comms"]))
+    busy = kc.execute("import time\ntime.sleep(3)\nprint(seen)")
+    time.sleep(0.5)  # the cell is running
+    msg = kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {}})
+    msg["header"]["subshell_id"] = subshell_id
+    kc.shell_channel.send(msg)
+    by_parent: dict[str, list[dict[str, Any]]] = {}
+    idle: list[str] = []
+    while len(idle) < 2:
+        m = kc.get_iopub_msg(timeout=30)
+        parent = m["parent_header"].get("msg_id")
+        by_parent.setdefault(parent, []).append(m)
+        if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle" and \
+                parent in (busy, msg["header"]["msg_id"]):
+            idle.append(parent)
+    # The comm message was done while the cell slept: before it, and seen by its print.
+    assert idle == [msg["header"]["msg_id"], busy]
+    assert "kernelkit-subshell" in _stdout(by_parent[busy])
+    assert kc.get_shell_msg(timeout=30)["parent_header"]["msg_id"] == busy
