@@ -1,5 +1,10 @@
 """Reliability runs against live kernels: fuzzing, load and faults, with the figures they produce.
 
+(Why ~2,000 lines in one file: it is both a library the other harnesses import —
+``KernelProcess``, ``Client``, ``IOPub``, ``peak_rss`` — and the scenarios with their
+figures, run as one command; the attacks of this round went to ``attacks*.py`` of their
+own. Splitting the library part into a module of its own is the Layout issue's job.)
+
     python -m tests.reliability                  # full sizes (100,000-execute soak, ...)
     python -m tests.reliability --quick          # the sizes tests/test_reliability.py runs
     python -m tests.reliability --write-docs     # also put the figures into docs/reliability.md
@@ -199,7 +204,11 @@ class KernelProcess:
         argv = [sys.executable, "-m", module, *(a.replace("{cf}", str(self.cf)) for a in args)]
         pythonpath = os.pathsep.join(p for p in (str(SUPPORT), os.environ.get("PYTHONPATH")) if p)
         full_env = {**os.environ, "PYTHONPATH": pythonpath}
-        full_env.pop("JPY_PARENT_PID", None)
+        # The kernel ends with this process (a crash of the harness leaves no kernel behind);
+        # with ``parent`` the launcher in between names itself instead.
+        full_env["JPY_PARENT_PID"] = str(os.getpid())
+        if parent:
+            full_env.pop("JPY_PARENT_PID")
         full_env.update(env or {})
         if parent:  # self.proc is then the launcher, self.ps the kernel
             argv = [sys.executable, "-c", PARENT, *argv]

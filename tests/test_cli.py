@@ -1,5 +1,9 @@
 """The ``kernelkit`` command as users and Jupyter run it, each time in a child process.
 
+(Why ~950 lines: one user-facing surface, tested end to end; its groups — arguments,
+running, files and modes, kernelspecs — are marked below, and are the seams for the
+Layout issue's split.)
+
 Covers mistakes a user can fix (exit 2, one line on stderr), kernels that are found but
 cannot start (exit 1, saying why), running a kernel with and without a connection file,
 installing, listing and removing kernelspecs, the packaged Echo kernelspec, exiting when

@@ -33,11 +33,9 @@ own address: monitor events arrive late, and the number may have been reused.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import socket
 import struct
-import termios
 import time
 from collections.abc import Callable
 
@@ -266,6 +264,9 @@ def _tcp_info(fd: int) -> tuple[int, int] | None:
 
 def _progress(fd: int, family: int) -> tuple[int, int] | None:
     """(bytes waiting in the send queue, a counter that moves when the peer takes data)."""
+    import fcntl  # only when IOPub is over its bound: not at start-up
+    import termios
+
     try:
         waiting = struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
     except OSError:

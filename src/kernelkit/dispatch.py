@@ -1,5 +1,10 @@
 """From msg_type to hook: status bracketing, reply shapes, errors and aborts.
 
+(Why ~660 lines in one file: it is one class whose handlers share the per-thread
+request state and the bracketing; what could leave already has — hook signatures in
+``hooks``, kernel_info in ``kernelinfo``, request contents in ``requests``, output in
+``streams``, comms in ``comms``. The next handlers to grow, the comm ones, delegate.)
+
 The dispatcher knows the messaging spec's request/reply rules but not how bytes
 travel (it talks to a ``Transport``) nor what a kernel does (it calls hooks on
 an object shaped like ``kernelkit.Kernel``). Rules it enforces for every kernel:

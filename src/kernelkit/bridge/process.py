@@ -1,5 +1,10 @@
 """The backend process: start it, write lines to it, read its output, and end it with its children.
 
+(Why ~780 lines: reading both pipes in one loop, the idle watcher and the lifetime
+guarantees — parent-death signal, keeper, pidfd, group kill — all act on the same
+pipes and process; they were separate once and the seams were where output got lost.
+A split along "spawning" (``_spawn``, ``_Spawner``, the keeper) is the next step.)
+
 Reading. The thread that runs requests reads the backend's stdout *and* stderr
 itself, in one poll loop (no reader thread handing lines over through a queue: one
 thread wake-up less per line). One loop for both pipes is what lets the host keep
