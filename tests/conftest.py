@@ -54,6 +54,10 @@ BRIDGE_SPECS = {
     "kk-js-subshells": ([DENO, "run", str(SUPPORT / "concurrent_backend.mjs")], "signal"),
     "kk-py-subshells": ([sys.executable, str(SUPPORT / "concurrent_backend.py")], "signal"),
     "kk-faulty-message": ([sys.executable, str(SUPPORT / "fault_backend.py")], "message"),
+    # Comms through the host (bridge protocol 1.2), with protocol lines written by hand.
+    "kk-raw-comms": ([sys.executable, str(SUPPORT / "raw_comm_backend.py")], "signal"),
+    "kk-raw-comms-subshells": ([sys.executable, str(SUPPORT / "raw_comm_backend.py"),
+                                "--subshells"], "signal"),
 }
 os.environ.setdefault("DENO_NO_UPDATE_CHECK", "1")
 
@@ -188,5 +192,6 @@ class UnservedBridge(BridgeKernel):
         self.published: list[tuple[str, dict[str, Any]]] = []
         super().__init__(argv, **kwargs)
 
-    def _publish(self, msg_type: str, content: dict[str, Any], parent: Any = None) -> None:
+    def _publish(self, msg_type: str, content: dict[str, Any], parent: Any = None,
+                 metadata: Any = None, buffers: Any = None) -> None:
         self.published.append((msg_type, content))

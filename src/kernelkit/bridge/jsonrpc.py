@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # 1.1: backends may opt in to subshells (several requests in flight; docs/bridge-protocol.md).
-BRIDGE_PROTOCOL_VERSION = "1.1"
+BRIDGE_PROTOCOL_VERSION = "1.2"
 
 # JSON-RPC 2.0 error codes (section 5.1 of the specification).
 PARSE_ERROR = -32700

@@ -20,6 +20,7 @@ from ..kernelinfo import LANGUAGE_TYPES
 from ..logs import logger
 from ..requests import describe
 from . import jsonrpc
+from .comms import COMM_NOTIFICATIONS, BackendComms
 from .jsonrpc import BRIDGE_PROTOCOL_VERSION, Codec
 from .process import BackendProcess, Exited, Line, Stderr, TooLong
 from .replies import error as _error
@@ -73,6 +74,9 @@ class BridgeKernel(Kernel):
         self.interrupt_mode = "signal"
         self._shared: Shared | None = None
         self._start_lock = threading.Lock()  # one thread (re)starts the backend
+        # Comms (protocol 1.2): the host's table of the backend's comms and targets.
+        self._comms = BackendComms(self)
+        self.comm_manager = self._comms.manager
         self._start_backend()
 
     # -- backend lifecycle ---------------------------------------------------------
@@ -93,6 +97,8 @@ class BridgeKernel(Kernel):
         except BaseException:
             backend.stop(0.2)  # refused, timed out, invalid, or the kernel is exiting
             raise
+        backend.on_idle_line = self._idle_line
+        backend.on_idle_exit = self._comms.backend_gone
         backend.end()  # from here, output between requests is logged
         self.backend = backend
 
@@ -137,7 +143,9 @@ class BridgeKernel(Kernel):
                         f"backend {name} refused 'initialize': {msg.error.get('message')}"
                     )
                 return msg.result
-            if isinstance(msg, jsonrpc.Text):
+            if isinstance(msg, jsonrpc.Notification) and msg.method in COMM_NOTIFICATIONS:
+                self._comms.notification(msg, None)  # e.g. a target registered early
+            elif isinstance(msg, jsonrpc.Text):
                 logger().warning("backend stdout before initialize: %.200s", msg.text)
             else:
                 logger().warning("backend sent %.200r before answering initialize", msg)
@@ -157,6 +165,7 @@ class BridgeKernel(Kernel):
         if "help_links" in info:
             self.help_links = info["help_links"]
         self.interrupt_mode = info.get("interrupt_mode", "signal")
+        self._comms.set_targets(info.get("comm_targets", []))
         if info.get("subshells") is True and self._shared is None:
             self.supports_subshells = self.concurrent_hooks = True
             self._shared = Shared(self, INTERRUPT_GRACE)
@@ -168,6 +177,7 @@ class BridgeKernel(Kernel):
                 self.backend = None
                 if backend is not None:
                     backend.stop(0.1)
+                    self._comms.backend_gone()  # (if it died unseen, between requests)
                 self._start_backend()
             assert self.backend is not None
             return self.backend
@@ -183,6 +193,8 @@ class BridgeKernel(Kernel):
         if self._shared is not None:
             return self._shared.request(backend, method, params)
         rid, line = self.codec.request(method, params)
+        running = self._dispatcher.parent if self._dispatcher is not None else None
+        self._comms.sent(rid, running)
         # Output from here on is this request's; what came before it is logged.
         backend.begin()
         deadline: float | None = None
@@ -198,6 +210,7 @@ class BridgeKernel(Kernel):
                         if remaining <= 0:
                             backend.stop(0.2)
                             self.backend = None
+                            self._comms.backend_gone()
                             return _error(
                                 "KeyboardInterrupt",
                                 f"the backend did not stop within {INTERRUPT_GRACE:g} s of the "
@@ -245,6 +258,10 @@ class BridgeKernel(Kernel):
                 self._publish("stream", {"name": "stderr", "text": text})
             return reply_of(msg)
         if isinstance(msg, jsonrpc.Notification):
+            if msg.method in COMM_NOTIFICATIONS:  # state, not output: never late
+                self._comms.notification(msg, self._dispatcher.parent if self._dispatcher
+                                         else None)
+                return None
             if _late(msg.params.get("request"), rid):
                 _log_late(msg)
                 return None
@@ -306,15 +323,29 @@ class BridgeKernel(Kernel):
             return
         backend.send(Codec.result(msg.id, {"value": value}))
 
-    def _publish(self, msg_type: str, content: dict[str, Any], parent: Any = None) -> None:
+    def _publish(self, msg_type: str, content: dict[str, Any], parent: Any = None,
+                 metadata: dict[str, Any] | None = None, buffers: list[bytes] | None = None
+                 ) -> None:
         """Publish as output of ``parent`` (a request message), or of this thread's request."""
         try:
-            if parent is not None and self._dispatcher is not None:
-                self._dispatcher.publish(msg_type, content, parent=parent)
+            if self._dispatcher is not None and (parent is not None or metadata or buffers
+                                                 or msg_type.startswith("comm_")):
+                self._dispatcher.publish(msg_type, content, metadata, buffers or (),
+                                         parent=parent)
             else:
                 self.send_response(self.iopub_socket, msg_type, content)
         except (TypeError, ValueError) as exc:
             logger().warning("backend %s could not be sent: %s", msg_type, exc)
+
+    def _idle_line(self, data: bytes | bytearray) -> bool:
+        """A line between requests: a comm notification is published, the rest logged."""
+        if not _maybe_comm(data):
+            return False
+        msg = Codec.parse(data)
+        if isinstance(msg, jsonrpc.Notification) and msg.method in COMM_NOTIFICATIONS:
+            self._comms.notification(msg, None)
+            return True
+        return False
 
     def _forward_interrupt(self, backend: BackendProcess) -> None:
         if self.interrupt_mode == "message":
@@ -327,6 +358,7 @@ class BridgeKernel(Kernel):
         backend.stop(0.1)
         if self.backend is backend:
             self.backend = None
+        self._comms.backend_gone()
         return _error(
             "BackendError",
             f"the backend wrote a line of more than {limit:,} bytes on its stdout (the "
@@ -339,6 +371,7 @@ class BridgeKernel(Kernel):
         backend.stop(0.1)
         if self.backend is backend:
             self.backend = None
+        self._comms.backend_gone()
         return _error(
             "BackendDied",
             f"the backend {how}; it will be restarted for the next request",
@@ -462,6 +495,7 @@ _INFO_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "language_info": ((dict,), True),
     "interrupt_mode": ((str,), False),
     "subshells": ((bool,), False),
+    "comm_targets": ((list,), False),
 }
 _JSON_NAMES = {str: "a string", dict: "an object", list: "an array", bool: "a boolean"}
 
@@ -500,6 +534,10 @@ def info_problems(info: Any) -> list[str]:
         problems.append(
             f"interrupt_mode must be 'signal' or 'message', not {info['interrupt_mode']!r}"
         )
+    targets = info.get("comm_targets")
+    for i, name in enumerate(targets if isinstance(targets, list) else []):
+        if not isinstance(name, str) or not name:
+            problems.append(f"comm_targets[{i}] must be a non-empty string, not {describe(name)}")
     links = info.get("help_links")
     for i, link in enumerate(links if isinstance(links, list) else []):
         if not (isinstance(link, dict) and isinstance(link.get("text"), str)
@@ -536,3 +574,8 @@ def _check_output(method: str, content: dict[str, Any]) -> str | None:
     elif method == "clear_output":
         content["wait"] = bool(content.get("wait", False))
     return None
+
+
+def _maybe_comm(data: bytes | bytearray) -> bool:
+    """Cheap test before parsing a line read between requests: could it be a comm message?"""
+    return b'"comm_' in data

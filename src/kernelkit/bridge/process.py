@@ -164,6 +164,11 @@ class BackendProcess:
         self._dead = False  # the process has exited (seen through the pidfd or waitid)
         self._closed = False
         self.busy = True
+        # Between requests: a complete stdout line is offered to on_idle_line first (True:
+        # taken, e.g. a comm message, which is state and must not be dropped), else logged;
+        # on_idle_exit hears of an exit seen between requests. Both run with _lock held.
+        self.on_idle_line: Callable[[bytes | bytearray], bool] | None = None
+        self.on_idle_exit: Callable[[], None] | None = None
         # Reading is the busy request thread's, or the watcher's when idle: this lock
         # makes the hand-over exact.
         self._lock = threading.Lock()
@@ -391,6 +396,8 @@ class BackendProcess:
             line = self._take_line()
             if line is None:
                 break
+            if self.on_idle_line is not None and self.on_idle_line(line.data):
+                continue
             text = bytes(line.data[:LOG_LINE_MAX]).decode("utf-8", "replace").rstrip("\r\n")
             _log("backend output between requests (logged, not shown): %s", text)
         if self._too_long and not self._too_long_told:
@@ -431,6 +438,8 @@ class BackendProcess:
                 self._log_pending()
                 _log("backend %s between requests; it will be restarted for the next one",
                      self.describe_exit(0))
+                if self.on_idle_exit is not None:
+                    self.on_idle_exit()
             if self._watcher is not None:
                 self._watcher.forget(
                     {fd for fd, gone in ((self._out_fd, self._out_eof),

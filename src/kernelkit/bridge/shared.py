@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..logs import logger
 from . import jsonrpc
+from .comms import COMM_NOTIFICATIONS
 from .jsonrpc import Codec
 from .process import BackendProcess, Exited, Line, Stderr, TooLong
 from .replies import error, reply_of
@@ -72,6 +73,7 @@ class Shared:
         with self.cv:
             rid, line = kernel.codec.request(method, {**params, "subshell_id": subshell})
             slot = Slot(rid, parent, params.get("execution_count"), subshell is None)
+            kernel._comms.sent(rid, parent)
             if not self.slots:
                 backend.begin()  # output from here on is for requests in flight
             self.slots[rid] = slot
@@ -138,6 +140,7 @@ class Shared:
                         "it was ended and will be restarted",
                     )
                     self.kernel.backend = None
+                self.kernel._comms.backend_gone()
                 return
             event = backend.next_event(READ_SLICE)
             if event is None:
@@ -177,6 +180,9 @@ class Shared:
             slot.reply = reply_of(msg)
         elif isinstance(msg, jsonrpc.Notification):
             target = self._target(msg.params.get("request"))
+            if msg.method in COMM_NOTIFICATIONS:  # state, not output: never late
+                kernel._comms.notification(msg, target.parent if target else None)
+                return
             if target is None:
                 logger().warning(
                     "backend %s for request %s, which is not running: logged, not shown",
