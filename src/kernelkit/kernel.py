@@ -159,6 +159,20 @@ class Kernel:
         sent = self._dispatcher.publish(msg_type, content or {}, metadata, buffers or ())
         return {"header": sent, "msg_type": msg_type, "content": content or {}}
 
+    def display(self, obj: Any, metadata: JSONDict | None = None,
+                display_id: str | None = None) -> JSONDict:
+        """Show a Python object as output of the current request (``display_data``).
+
+        What IPython's ``display()`` would show, without IPython: the object's
+        ``_repr_mimebundle_()`` (how ipywidgets, anywidget and many libraries describe
+        themselves), its ``_repr_html_``/``_repr_png_``/... methods, and ``repr`` as
+        text/plain. ``display_id`` lets a later ``update_display_data`` replace it.
+        """
+        data, meta = mimebundle(obj)
+        content: JSONDict = {"data": data, "metadata": {**meta, **(metadata or {})},
+                             "transient": {"display_id": display_id} if display_id else {}}
+        return self.send_response(self.iopub_socket, "display_data", content)
+
     def raw_input(self, prompt: str = "") -> str:
         """Ask the user for a line of text through the client (the stdin channel)."""
         return self._input(str(prompt), password=False)
@@ -218,3 +232,48 @@ class Kernel:
 
     def do_shutdown(self, restart: bool) -> JSONDict:
         return {"status": "ok", "restart": restart}
+
+
+# IPython's rich-display methods and the MIME type each gives.
+_REPR_METHODS = (
+    ("_repr_html_", "text/html"),
+    ("_repr_markdown_", "text/markdown"),
+    ("_repr_svg_", "image/svg+xml"),
+    ("_repr_png_", "image/png"),
+    ("_repr_jpeg_", "image/jpeg"),
+    ("_repr_latex_", "text/latex"),
+    ("_repr_json_", "application/json"),
+    ("_repr_javascript_", "application/javascript"),
+)
+
+
+def mimebundle(obj: Any) -> tuple[JSONDict, JSONDict]:
+    """(data, metadata) for showing ``obj``, as IPython's display formatter would make them."""
+    data: JSONDict = {}
+    metadata: JSONDict = {}
+    method = getattr(obj, "_repr_mimebundle_", None)
+    if callable(method):
+        got = method(include=None, exclude=None)
+        if isinstance(got, tuple) and len(got) == 2:
+            got, meta = got
+            metadata.update(meta or {})
+        data.update(got or {})
+    for name, mime in _REPR_METHODS:
+        if mime in data:
+            continue
+        repr_method = getattr(obj, name, None)
+        if not callable(repr_method):
+            continue
+        value = repr_method()
+        if isinstance(value, tuple) and len(value) == 2:
+            value, meta = value
+            metadata[mime] = meta
+        if value is None:
+            continue
+        if isinstance(value, bytes):  # images: base64 text, as on the wire
+            import base64
+
+            value = base64.b64encode(value).decode("ascii")
+        data[mime] = value
+    data.setdefault("text/plain", repr(obj))
+    return data, metadata

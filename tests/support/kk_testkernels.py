@@ -143,7 +143,8 @@ class PythonKernel(Kernel):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.namespace: dict[str, Any] = {"__name__": "__main__"}
+        # display(obj): rich output, widgets included, as in IPython (Kernel.display).
+        self.namespace: dict[str, Any] = {"__name__": "__main__", "display": self.display}
 
     def do_execute(
         self,
