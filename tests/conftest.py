@@ -58,6 +58,10 @@ BRIDGE_SPECS = {
     "kk-raw-comms": ([sys.executable, str(SUPPORT / "raw_comm_backend.py")], "signal"),
     "kk-raw-comms-subshells": ([sys.executable, str(SUPPORT / "raw_comm_backend.py"),
                                 "--subshells"], "signal"),
+    # The JS SDK's comms and widgets (tests/test_js_comms.py, tests/test_js_widgets.py).
+    "kk-js-comms": ([DENO, "run", str(SUPPORT / "comms_backend.mjs")], "signal"),
+    "kk-node-comms": ([NODE, str(SUPPORT / "comms_backend.mjs")], "signal"),
+    "kk-js-widgets": ([DENO, "run", str(ROOT / "examples/deno/widgets.ts")], "signal"),
 }
 os.environ.setdefault("DENO_NO_UPDATE_CHECK", "1")
 

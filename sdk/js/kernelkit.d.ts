@@ -29,6 +29,11 @@ export interface KernelInfo {
    * while an earlier call's promise is pending; the kernel advertises "kernel subshells".
    */
   subshells?: boolean;
+  /**
+   * Bridge protocol 1.2: comm targets this backend accepts. The SDK adds every target
+   * registered by then (`comms.registerTarget`, `serve({ commTargets })`) by itself.
+   */
+  comm_targets?: string[];
 }
 
 export interface ExecuteRequest {
@@ -60,22 +65,94 @@ export interface ExecuteReply {
   traceback?: string[];
 }
 
+/** Binary data for a comm: sent as base64, received as Uint8Array. */
+export type BufferLike = Uint8Array | ArrayBuffer | ArrayBufferView;
+
+/** A message from the frontend on a comm (comm_open, comm_msg or comm_close). */
+export interface CommMsg {
+  commId: string;
+  data: Record<string, unknown>;
+  metadata: Record<string, unknown>;
+  buffers: Uint8Array[];
+}
+
+export interface CommSendOptions {
+  metadata?: Record<string, unknown>;
+  buffers?: BufferLike[];
+}
+
+export interface CommOpenOptions extends CommSendOptions {
+  /** Default: a random UUID as 32 hex digits. */
+  commId?: string;
+  targetModule?: string;
+}
+
 /**
- * What a running execute can do: every call becomes output of that cell. Output names its
- * request, so a call after the execute has returned (a timer) is logged by the host, never
- * shown under another cell.
+ * Called when the frontend opens a comm to a registered target. `ctx` is the output of that
+ * comm_open message. What it throws refuses the comm: the host closes it and logs the error.
+ */
+export type CommTargetHandler = (comm: Comm, msg: CommMsg, ctx: Context) => void | Promise<void>;
+
+/**
+ * A callback for messages (or the close) from the frontend. `ctx` makes output that
+ * belongs to that message; what it throws is logged by the host and the backend goes on.
+ */
+export type CommCallback = (msg: CommMsg, ctx: Context) => void | Promise<void>;
+
+/** One end of a comm; get one from `comms.open` or in a target handler. */
+export declare class Comm {
+  readonly commId: string;
+  readonly targetName: string;
+  /** True once either side has closed it; sending then throws. */
+  readonly closed: boolean;
+  private constructor();
+  send(data?: Record<string, unknown>, options?: CommSendOptions): void;
+  /** Close from the backend's side (the frontend gets comm_close); a second close does nothing. */
+  close(data?: Record<string, unknown>, options?: CommSendOptions): void;
+  /** Add a callback for the frontend's messages; returns a function that removes it. */
+  onMsg(cb: CommCallback): () => void;
+  /** Add a callback for the frontend closing the comm; returns a function that removes it. */
+  onClose(cb: CommCallback): () => void;
+}
+
+/** The backend's comms (one per process). Also `ctx.comms`. */
+export interface Comms {
+  /** May be called before `serve()` (the target goes into `initialize`) or at any time later. */
+  registerTarget(name: string, handler: CommTargetHandler): void;
+  unregisterTarget(name: string): void;
+  /** Open a comm to the frontend's target `targetName`. */
+  open(targetName: string, data?: Record<string, unknown>, options?: CommOpenOptions): Comm;
+  get(commId: string): Comm | undefined;
+  /** The comms open now. */
+  list(): Comm[];
+}
+
+export declare const comms: Comms;
+
+/** Anything with a MIME bundle of its own, such as a widget: `ctx.display(widget)`. */
+export interface HasMimeBundle {
+  mimebundle(): MimeBundle;
+}
+
+/**
+ * What a running execute (or comm handler) can do: every call becomes output of that cell
+ * (or comm message). Output names its request, so a call after the execute has returned (a
+ * timer) is logged by the host, never shown under another cell.
  */
 export interface Context {
   /** Aborted when the user interrupts the execution. */
   signal: AbortSignal;
+  /** The module's `comms`. */
+  comms: Comms;
   stream(name: "stdout" | "stderr", text: string): void;
   /** stream("stdout", text + "\n") */
   print(text: unknown): void;
-  display(data: MimeBundle, metadata?: Record<string, unknown>, transient?: Record<string, unknown>): void;
-  updateDisplay(data: MimeBundle, displayId: string, metadata?: Record<string, unknown>): void;
+  /** A MIME bundle, or an object with a `mimebundle()` method (a widget), shown as its bundle. */
+  display(data: MimeBundle | HasMimeBundle, metadata?: Record<string, unknown>, transient?: Record<string, unknown>): void;
+  updateDisplay(data: MimeBundle | HasMimeBundle, displayId: string, metadata?: Record<string, unknown>): void;
   clearOutput(wait?: boolean): void;
   /** The cell's result (execute_result); the host adds the execution count. */
-  result(data: MimeBundle, metadata?: Record<string, unknown>): void;
+  result(data: MimeBundle | HasMimeBundle, metadata?: Record<string, unknown>): void;
   /**
    * Ask the user for a line through the client. Rejects with an error whose `name` is
    * "StdinNotImplementedError" if the client does not allow input, or "KeyboardInterrupt"
@@ -89,6 +166,8 @@ type MaybePromise<T> = T | Promise<T>;
 
 export interface Backend {
   info: KernelInfo;
+  /** Comm targets to register before the host is told about the backend (protocol 1.2). */
+  commTargets?: Record<string, CommTargetHandler>;
   execute(request: ExecuteRequest, ctx: Context): MaybePromise<ExecuteReply | void>;
   complete?(request: { code: string; cursor_pos: number }): MaybePromise<{
     matches: string[];

@@ -9,7 +9,9 @@ and reads what comes back itself, on one thread, by polling:
   problem is recorded as a ``Violation`` against the check running at the time;
 * messages are matched to the ``Request`` they answer by their parent's msg_id:
   the reply, the IOPub messages (which must be bracketed by ``status: busy`` and
-  ``status: idle``) and stdin's ``input_request``.
+  ``status: idle``) and stdin's ``input_request``;
+* comm messages on IOPub are also kept in order whatever their parent (``comm_log``),
+  so that a comm check can say where one with the wrong parent went.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 
 DELIMITER = b"<IDS|MSG>"
 JSON = dict[str, Any]
+COMM_TYPES = frozenset({"comm_open", "comm_msg", "comm_close"})
 
 
 @dataclass
@@ -79,6 +82,7 @@ class Request:
 
     @property
     def reply_type(self) -> str:
+        """The reply this request gets; "" for one that gets none (comm_open, comm_msg...)."""
         base = self.msg_type[: -len("_request")] if self.msg_type.endswith("_request") else ""
         return f"{base}_reply" if base else ""
 
@@ -128,6 +132,7 @@ class Client:
         self.requests: dict[str, Request] = {}
         self.received = 0
         self.welcomes: list[Msg] = []
+        self.comm_log: list[Msg] = []  # comm_open/comm_msg/comm_close on IOPub, any parent
         self._sockets: dict[str, zmq.Socket[Any]] = {}
         self._names: dict[zmq.Socket[Any], str] = {}
         self._poller = zmq.Poller()
@@ -238,9 +243,18 @@ class Client:
 
     def send(self, channel: str, msg_type: str, content: JSON | None = None, *,
              metadata: JSON | None = None, header: JSON | None = None,
-             strict: bool = True) -> Request:
-        """Send a request on shell or control and start tracking what comes back."""
-        return self.send_many(channel, [(msg_type, content, header)], metadata, strict)[0]
+             strict: bool = True, buffers: list[bytes] | None = None) -> Request:
+        """Send a request on shell or control and start tracking what comes back.
+
+        ``buffers`` go as extra frames after the content (they are not signed).
+        """
+        if not buffers:
+            return self.send_many(channel, [(msg_type, content, header)], metadata, strict)[0]
+        msg = self.new_message(msg_type, content, metadata, header)
+        frames = [*self.session.serialize(msg), *buffers]
+        req = self.track(msg, channel, strict)
+        self._sockets[channel].send_multipart(frames)
+        return req
 
     def send_many(self, channel: str, messages: list[tuple[str, JSON | None, JSON | None]],
                   metadata: JSON | None = None, strict: bool = True) -> list[Request]:
@@ -320,6 +334,11 @@ class Client:
             self.pump(min(left, 0.2))
         return True
 
+    def on_comm(self, comm_id: str, msg_type: str | None = None) -> list[Msg]:
+        """The comm messages received for ``comm_id`` (of ``msg_type``), whatever their parent."""
+        return [m for m in self.comm_log if m.content.get("comm_id") == comm_id
+                and (msg_type is None or m.msg_type == msg_type)]
+
     def settle(self, seconds: float) -> None:
         """Handle whatever arrives during the next ``seconds``."""
         deadline = time.monotonic() + seconds
@@ -373,6 +392,8 @@ class Client:
         if name.startswith("iopub"):
             if msg.msg_type == "iopub_welcome":
                 self.welcomes.append(msg)
+            if name == "iopub" and msg.msg_type in COMM_TYPES:
+                self.comm_log.append(msg)
             if name == "iopub" and req is not None:
                 self._on_iopub(req, msg)
         elif name == "stdin":
@@ -417,7 +438,9 @@ class Client:
         if req is None:
             self.violate(f"{msg.msg_type} on {name} answers no request this client sent")
             return
-        if req.replies:
+        if not req.reply_type:
+            self.violate(f"{msg.msg_type} on {name} answers {req.msg_type}, which has no reply")
+        elif req.replies:
             self.violate(f"a second {msg.msg_type} for {self._where(req)}")
         elif name != req.channel:
             self.violate(f"{msg.msg_type} came on {name}, the request was sent on {req.channel}")

@@ -22,9 +22,10 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DESCRIPTION = """\
 Launch an installed kernelspec through jupyter_client and check that it speaks the
 Jupyter messaging protocol (5.x): every message is validated, and the checks cover
-kernel_info, execute, introspection, stdin, interrupt, control, heartbeat, security
-and lifecycle. Code samples come from --samples FILE (TOML) or the built-in samples
-for kernelkit-echo, echo, python3, xpython and deno. Exit code 1 if a check failed."""
+kernel_info, execute, introspection, stdin, interrupt, control, subshells, comms,
+heartbeat, security and lifecycle. Code samples come from --samples FILE (TOML) or the
+built-in samples for kernelkit-echo, echo, python3, xpython and deno (a [comm] sample
+names a comm target that echoes). Exit code 1 if a check failed."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -38,6 +38,25 @@ check whose sample is missing is skipped with the reason "no sample: NAME"::
     complete = "x = 1"
     incomplete = "for i in range(3):"
 
+    [comm]                       # a comm target that echoes, for the comms group
+    target = "kernelkit-check-echo"
+    # optional: code run before the comm checks (once per kernel process)
+    setup = '''
+    import comm
+    def echo(c, msg):
+        c.on_msg(lambda m: c.send(m["content"]["data"], buffers=m["buffers"]))
+    comm.get_comm_manager().register_target("kernelkit-check-echo", echo)
+    '''
+    buffers = true               # optional: the echo carries the buffers sent, too
+
+What "echoes" means: for every ``comm_msg`` the frontend sends on a comm to
+``target``, the kernel sends, while handling it (its parent is that comm_msg, between
+its busy and idle), a ``comm_msg`` on the same comm whose ``data`` is the data sent
+or holds it as the value of a key, at any depth (``{"echo": sent}``); with
+``buffers = true`` that comm_msg also carries the buffers sent, the same bytes in the
+same order. The target may answer the ``comm_open`` with comm_msgs of its own, and
+must not close the comm itself.
+
 A file given with ``--samples`` overrides the built-in samples table by table.
 """
 
@@ -58,7 +77,10 @@ KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "complete": (("code",), ("match",)),
     "inspect": (("code",), ()),
     "is_complete": ((), ("complete", "incomplete")),
+    "comm": (("target",), ("setup", "buffers")),
 }
+# Keys whose TOML value is a boolean; it is kept as "true" or "false", like every value a string.
+BOOLEAN_KEYS = {("comm", "buffers")}
 
 
 class SamplesError(ValueError):
@@ -98,6 +120,19 @@ PYTHON = {
     "complete": {"code": "prin", "match": "print"},
     "inspect": {"code": "print"},
     "is_complete": {"complete": "x = 1", "incomplete": "for i in range(3):"},
+    # The comm package is how Python kernels (ipykernel, xeus-python, kernelkit) expose
+    # their comm manager; the names start with _ so that the user namespace stays clean.
+    "comm": {
+        "target": "kernelkit-check-echo",
+        "setup": (
+            "import comm as _kk_comm\n"
+            "def _kk_echo_target(c, msg):\n"
+            "    c.on_msg(lambda m: c.send(m['content']['data'], buffers=m.get('buffers')))\n"
+            "_kk_comm.get_comm_manager().register_target('kernelkit-check-echo', "
+            "_kk_echo_target)\n"
+        ),
+        "buffers": "true",
+    },
 }
 
 DENO = {
@@ -174,14 +209,21 @@ def parse(data: dict[str, Any], where: str = "samples") -> dict[str, dict[str, s
         if not isinstance(table, dict):
             raise SamplesError(f"{where}: [{name}] must be a table")
         required, optional = KEYS[name]
+        values: dict[str, str] = {}
         for key, value in table.items():
             if key not in required + optional:
                 allowed = ", ".join(required + optional)
                 raise SamplesError(f"{where}: [{name}] has unknown key {key!r} ({allowed})")
-            if not isinstance(value, str):
+            if (name, key) in BOOLEAN_KEYS:
+                if not isinstance(value, bool):
+                    raise SamplesError(f"{where}: [{name}] {key} must be true or false")
+                values[key] = "true" if value else "false"
+            elif not isinstance(value, str):
                 raise SamplesError(f"{where}: [{name}] {key} must be a string")
+            else:
+                values[key] = value
         for key in required:
-            if key not in table:
+            if key not in values:
                 raise SamplesError(f"{where}: [{name}] needs {key!r}")
-        tables[name] = dict(table)
+        tables[name] = values
     return tables
