@@ -265,3 +265,69 @@ def test_comm_messages_on_a_subshell_are_handled_while_a_cell_runs(python_kernel
     assert idle == [msg["header"]["msg_id"], busy]
     assert "kernelkit-subshell" in _stdout(by_parent[busy])
     assert kc.get_shell_msg(timeout=30)["parent_header"]["msg_id"] == busy
+
+
+def _subshell(kc: Any, kind: str, subshell_id: str | None = None) -> str:
+    content = {} if subshell_id is None else {"subshell_id": subshell_id}
+    req = kc.session.msg(f"{kind}_subshell_request", content)
+    kc.control_channel.send(req)
+    reply = kc.get_control_msg(timeout=30)
+    assert reply["parent_header"]["msg_id"] == req["header"]["msg_id"]
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return str(reply["content"].get("subshell_id", ""))
+
+
+def _closing_comms(kc: Any) -> None:
+    """Comms whose close the kernel code records, to targets 'kk.t' (comms opened below)."""
+    reply, _ = _run(kc, "import comm\nclosed = []\n"
+                        "def target(c, msg):\n"
+                        "    c.on_close(lambda m: closed.append(c.comm_id))\n"
+                        "comm.get_comm_manager().register_target('kk.t', target)\n")
+    assert reply["content"]["status"] == "ok", reply["content"]
+    for comm_id in ("c1", "c2"):
+        msg = kc.session.msg("comm_open", {"comm_id": comm_id, "target_name": "kk.t",
+                                           "data": {}})
+        kc.shell_channel.send(msg)
+        _iopub_until_idle(kc, msg["header"]["msg_id"])
+
+
+def _close_on(kc: Any, comm_id: str, subshell_id: str) -> str:
+    msg = kc.session.msg("comm_close", {"comm_id": comm_id, "data": {}})
+    msg["header"]["subshell_id"] = subshell_id
+    kc.shell_channel.send(msg)
+    return str(msg["header"]["msg_id"])
+
+
+def test_a_comm_closed_on_a_subshell_that_is_deleted_at_once_is_closed(
+        python_kernel: Any) -> None:
+    """JupyterLab closes widget comms on a subshell and deletes it 1 ms later: the deletion
+    (control) can come first, or find the close still queued. Both orders, forced here."""
+    kc = python_kernel
+    _closing_comms(kc)
+    # 1. The deletion first: the close arrives for a subshell that no longer exists.
+    gone = _subshell(kc, "create")
+    _subshell(kc, "delete", gone)
+    first = _close_on(kc, "c1", gone)
+    msgs = _iopub_until_idle(kc, first)
+    assert [m["content"]["execution_state"] for m in msgs if m["msg_type"] == "status"] == [
+        "busy", "idle"]
+    # 2. The close queued behind a running cell on the subshell when the deletion comes.
+    busy = _subshell(kc, "create")
+    cell = kc.session.msg("execute_request", {"code": "import time\nprint('started')\n"
+                                                      "time.sleep(1)", "silent": False})
+    cell["header"]["subshell_id"] = busy
+    kc.shell_channel.send(cell)
+    deadline = time.monotonic() + 30
+    while True:  # the cell runs
+        m = kc.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
+        if m["parent_header"].get("msg_id") == cell["header"]["msg_id"] and \
+                m["msg_type"] == "stream":
+            break
+    second = _close_on(kc, "c2", busy)
+    _subshell(kc, "delete", busy)
+    _iopub_until_idle(kc, second)
+    assert kc.get_shell_msg(timeout=30)["parent_header"]["msg_id"] == cell["header"]["msg_id"]
+    _, msgs = _run(kc, "print(sorted(closed))")
+    assert _stdout(msgs) == "['c1', 'c2']\n"
+    kc.comm_info(target_name="kk.t")
+    assert kc.get_shell_msg(timeout=30)["content"]["comms"] == {}

@@ -227,6 +227,12 @@ class ShellChannel:
             self.main.put(msg)
             return
         sub = self._subshells.get(target) if isinstance(target, str) else None
+        if sub is None and not _is_request(msg):
+            # A comm message for a subshell that is gone: JupyterLab closes its comms on a
+            # subshell and deletes it a millisecond later, and the deletion (control) may
+            # come first. It expects no reply and must not be lost: the main shell runs it.
+            self.main.put(msg)
+            return
         if sub is None:
             try:
                 self.handler.reject("shell", msg, "SubshellNotFound",
@@ -299,7 +305,9 @@ class ShellChannel:
 
     def delete(self, subshell_id: str) -> Subshell | None:
         """Remove a subshell: new requests for it are refused; its thread ends after its
-        current request, and requests still queued are answered with an error."""
+        current request, and requests still queued are answered with an error. Comm
+        messages (no reply expected) still queued are run, and later ones go to the main
+        shell: a widget closed just before its subshell is deleted is closed."""
         with self._subshells_lock:
             sub = self._subshells.pop(subshell_id, None)
         if sub is not None:
@@ -324,7 +332,7 @@ class ShellChannel:
                 if sub.deleted or not self._running:
                     break
                 continue
-            if sub.deleted:  # queued before the deletion: answered, not run
+            if sub.deleted and _is_request(msg):  # queued before the deletion: answered, not run
                 self._reject_deleted(sub, msg)
                 continue
             try:
@@ -337,8 +345,13 @@ class ShellChannel:
                 msg = sub.queue.get_nowait()
             except Empty:
                 return
-            if msg is not None:
+            if msg is None:
+                continue
+            if _is_request(msg):
                 self._reject_deleted(sub, msg)
+            else:
+                self.main.put(msg)  # behind the deletion marker: run by the main shell
+                self.wake()
 
     def _reject_deleted(self, sub: Subshell, msg: Message) -> None:
         assert self.handler is not None
@@ -375,3 +388,8 @@ def _warn(log: Callable[[], object], text: str) -> None:
     warning = getattr(logger, "warning", None)
     if callable(warning):
         warning("%s", text)
+
+
+def _is_request(msg: Message) -> bool:
+    """Whether a shell message expects a reply (comm_open/msg/close do not)."""
+    return msg.msg_type.endswith("_request")
