@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conftest import ROOT
+from conftest import DENO, ROOT, kernelkit
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -42,9 +42,17 @@ ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 README_IMAGE = ROOT / "docs" / "images" / "echo-kernel-in-jupyterlab.png"
 
 # The kernelspecs the launcher offers: the Echo kernel, a kernel that can be made to loop
-# (code `loop`), and the Echo kernel written in TypeScript on Deno behind the bridge. Other
-# installed specs (the Node and Python Echo backends are also called "Echo") are hidden.
-KERNELSPECS = ("kernelkit-echo", "kk-commands", "kk-concurrent", "kk-deno-echo")
+# (code `loop`), the Echo kernel written in TypeScript on Deno behind the bridge, and the
+# exec-based Python test kernel (with display(): the widget tests). Other installed specs
+# (the Node and Python Echo backends are also called "Echo") are hidden.
+KERNELSPECS = ("kernelkit-echo", "kk-commands", "kk-concurrent", "kk-deno-echo", "kk-python")
+
+# The Deno widget example's kernelspec, installed by this suite (`widget_kernelspecs`) with
+# the display name its README screenshot shows: name -> (display name, install arguments).
+DENO_WIDGETS = ROOT / "examples" / "deno" / "widgets.ts"
+WIDGET_KERNELSPECS = {
+    "kk-deno-widgets": ("Widgets (Deno)", ["--", DENO, "run", str(DENO_WIDGETS)]),
+}
 
 # Headless, and nothing that reaches out to the network: CI machines reach registries only.
 CHROMIUM_ARGS = [
@@ -180,7 +188,26 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="package")
-def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+def widget_kernelspecs() -> dict[str, str]:
+    """Install WIDGET_KERNELSPECS next to tests/conftest.py's; what failed, and why.
+
+    Here rather than with tests/conftest.py's kernels: only this suite shows these names.
+    A failure (the install starts the backend) does not stop the suite: the widget test
+    that needs the kernel reports it.
+    """
+    prefix = Path(os.environ["JUPYTER_PATH"].split(os.pathsep)[0]).parent.parent
+    failed: dict[str, str] = {}
+    for name, (display_name, args) in WIDGET_KERNELSPECS.items():
+        done = kernelkit("install", "--name", name, "--display-name", display_name,
+                         "--prefix", str(prefix), *args, timeout=120)
+        if done.returncode != 0:
+            failed[name] = (done.stderr or done.stdout).strip()
+    return failed
+
+
+@pytest.fixture(scope="package")
+def lab_server(tmp_path_factory: pytest.TempPathFactory,
+               widget_kernelspecs: dict[str, str]) -> Iterator[LabServer]:
     root = tmp_path_factory.mktemp("lab-root")
     home = tmp_path_factory.mktemp("lab-home")
     _quiet_lab_settings(home / "settings")
@@ -212,7 +239,8 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
         "--LabApp.news_url=None",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.extension_manager=readonly",
-        *(f"--KernelSpecManager.allowed_kernelspecs={name}" for name in KERNELSPECS),
+        *(f"--KernelSpecManager.allowed_kernelspecs={name}"
+          for name in (*KERNELSPECS, *WIDGET_KERNELSPECS)),
         f"--MappingKernelManager.default_kernel_name={KERNELSPECS[0]}",
     ]
     with log.open("wb") as log_file:
@@ -224,7 +252,8 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     try:
         _wait_until_serving(server)
         specs = server.api("GET", "/api/kernelspecs")["kernelspecs"]
-        missing = [name for name in KERNELSPECS if name not in specs]
+        expected = [*KERNELSPECS, *(n for n in WIDGET_KERNELSPECS if n not in widget_kernelspecs)]
+        missing = [name for name in expected if name not in specs]
         assert not missing, f"JupyterLab does not see the kernelspecs {missing}; it has {specs}"
         yield server
     finally:
@@ -292,6 +321,7 @@ def lab(request: pytest.FixtureRequest, browser: Browser,
         try:
             if failed:
                 (artifacts / "console.log").write_text("\n".join(console) + "\n")
+                (artifacts / "kernel-frames.log").write_text(labpage.frames_log())
                 labpage.shot("FAILED", numbered=False)
         except Exception as exc:  # a crashed page must not hide the test's own failure
             (artifacts / "FAILED-screenshot-error.txt").write_text(repr(exc) + "\n")

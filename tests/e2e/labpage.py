@@ -11,7 +11,9 @@ agreeing: it counts a client connection to the kernel and sees it idle.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -43,6 +45,10 @@ class LabPage:
         self.artifacts = artifacts
         self.display_name = ""  # the kernel's display name, once a notebook is open
         self._steps = 0
+        # Every kernel websocket frame's text, in order, with its direction ("sent" by the
+        # page or "received"): lets a test see which messages the page exchanged.
+        self.frames: list[tuple[str, str]] = []
+        page.on("websocket", self._record_frames)
         page.set_default_timeout(UI_TIMEOUT)
 
     # -- what there is on the page --------------------------------------------------------
@@ -74,7 +80,10 @@ class LabPage:
         # The launcher creates notebooks in the file browser's folder: wait until it is ours.
         crumbs = self.page.locator("#filebrowser .jp-BreadCrumbs")
         expect(crumbs).to_contain_text(self.folder, timeout=LOAD_TIMEOUT)
-        # Then fold the file browser away: more room for the notebook in the screenshots.
+        self.fold_file_browser()
+
+    def fold_file_browser(self) -> None:
+        """Fold the file browser away: more room for the notebook in the screenshots."""
         self.page.locator('.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="filebrowser"]').click()
         expect(self.page.locator("#filebrowser")).to_be_hidden()
 
@@ -93,6 +102,68 @@ class LabPage:
         assert session["kernel"]["name"] == kernelspec, session
         self._record_kernel_status()
         self.shot("notebook-idle")
+
+    def open_notebook(self, name: str, display_name: str, kernelspec: str,
+                      cells: list[str]) -> None:
+        """Write a notebook of code `cells` for `kernelspec` into this test's folder, open it
+        (JupyterLab starts its kernel) and wait until the kernel is idle.
+
+        Cells written beforehand rather than typed: typed code is auto-indented and
+        auto-closed by the editor, which mangles anything longer than one line.
+        """
+        notebook = {
+            "cells": [{"cell_type": "code", "execution_count": None, "id": f"cell-{i}",
+                       "metadata": {}, "outputs": [], "source": source}
+                      for i, source in enumerate(cells)],
+            "metadata": {"kernelspec": {"name": kernelspec, "display_name": display_name}},
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
+        (self.server.root / self.folder / name).write_text(json.dumps(notebook, indent=1))
+        url = (f"{self.server.url}/lab/workspaces/{self.folder}/tree/{self.folder}/{name}"
+               f"?token={self.server.token}")
+        self.page.goto(url, wait_until="domcontentloaded", timeout=LOAD_TIMEOUT)
+        expect(self.notebook).to_be_visible(timeout=LOAD_TIMEOUT)
+        expect(self.notebook.locator(".jp-Notebook .jp-Cell")).to_have_count(
+            len(cells), timeout=LOAD_TIMEOUT)
+        self.display_name = display_name
+        self.wait_kernel_idle()
+        session = self.session()
+        assert session["kernel"]["name"] == kernelspec, session
+        self._record_kernel_status()
+        self._fold_restored_file_browser()
+        self.shot("notebook-idle")
+
+    def run(self, index: int) -> None:
+        """Run cell `index` as it is (click into it, Shift+Enter)."""
+        self.cell(index).locator(".cm-content").click()
+        self.page.keyboard.press("Shift+Enter")
+
+    def save(self) -> None:
+        """Save the notebook (Ctrl+S) and wait until JupyterLab no longer marks it dirty."""
+        self.notebook.locator(".jp-Notebook").click(position={"x": 5, "y": 5})
+        self.page.keyboard.press("Control+s")
+        expect(self.page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(
+            0, timeout=UI_TIMEOUT)
+
+    def reload(self) -> int:
+        """Reload the page; wait for the notebook and its kernel, as after `open_notebook`.
+
+        Returns the index into `frames` where the reloaded page's frames begin.
+        """
+        mark = len(self.frames)
+        self.page.reload(wait_until="domcontentloaded", timeout=LOAD_TIMEOUT)
+        expect(self.notebook).to_be_visible(timeout=LOAD_TIMEOUT)
+        self.wait_kernel_idle()
+        self._record_kernel_status()
+        self._fold_restored_file_browser()
+        return mark
+
+    def _fold_restored_file_browser(self) -> None:
+        """A page opened on a file's URL shows the file browser: fold it (the layout is
+        restored by the time the kernel is idle, so it does not reappear)."""
+        if self.page.locator("#filebrowser").is_visible():
+            self.fold_file_browser()
 
     def wait_kernel_idle(self) -> None:
         expect(self.kernel_status).to_have_text(f"{self.display_name} | Idle",
@@ -181,6 +252,13 @@ class LabPage:
             shutil.copyfile(path, README_IMAGE)
         return path
 
+    def crop_shot(self, step: str, locator: Locator) -> Path:
+        """A screenshot of just `locator` (the notebook, say), numbered like `shot`."""
+        self._steps += 1
+        path = self.artifacts / f"{self._steps:02d}-{step}.png"
+        locator.screenshot(path=path)
+        return path
+
     # -- the server's view ------------------------------------------------------------------
 
     def session(self) -> dict[str, Any]:
@@ -197,6 +275,66 @@ class LabPage:
                 raise AssertionError(f"timed out waiting for {what}: {kernel}")
             time.sleep(0.1)
             kernel = self.session()["kernel"]
+
+    def frames_since(self, mark: int, direction: str) -> str:
+        """The text of the frames `direction` ("sent", "received") since `mark`, joined."""
+        return "\n".join(text for d, text in self.frames[mark:] if d == direction)
+
+    def wait_comm_msgs_handled(self, mark: int, pattern: str, count: int = 1) -> None:
+        """Wait until the page has sent, since `mark`, at least `count` comm_msgs matching
+        the regex `pattern`, and the kernel has handled every comm_msg it sent since then
+        (an idle status whose parent it is).
+
+        So that a cell run next surely sees what was done in the page: JupyterLab sends
+        widget traffic over a subshell, which a cell on the main shell does not wait for,
+        and ipywidgets holds a model's update back until the one before it was handled.
+        """
+        deadline = time.monotonic() + OUTPUT_TIMEOUT / 1000
+        while True:
+            sent, pending = self._comm_msgs(mark)
+            matching = sum(1 for text in sent.values() if re.search(pattern, text))
+            if matching >= count and not pending:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{matching} comm_msgs matching {pattern!r} sent (not {count}); "
+                    f"the kernel has not handled {len(pending)} of the {len(sent)} sent")
+            self.pump()
+
+    def frames_log(self) -> str:
+        """The kernel websocket frames, one a line, their binary framing left out."""
+        return "".join(f"{direction}: {re.sub(r'[^ -~]+', ' ', text).strip()}\n"
+                       for direction, text in self.frames)
+
+    def pump(self) -> None:
+        """Let a moment pass with Playwright's event loop running. Its sync API delivers
+        events (the websocket frames above) only inside its own calls, not in a sleep."""
+        self.page.wait_for_timeout(100)
+
+    def _comm_msgs(self, mark: int) -> tuple[dict[str, str], list[str]]:
+        """The comm_msgs sent since `mark` (msg_id -> frame text), and those not handled."""
+        # A frame's text holds its header before its parent header (both the JSON
+        # websocket protocol and v1.kernel.websocket.jupyter.org), so a sent message's
+        # first msg_id is its own.
+        sent = {}
+        for direction, text in self.frames[mark:]:
+            if direction == "sent" and re.search(r'"msg_type":\s*"comm_msg"', text):
+                found = re.search(r'"msg_id":\s*"([^"]+)"', text)
+                if found:
+                    sent[found.group(1)] = text
+        idle = [text for direction, text in self.frames[mark:] if direction == "received"
+                and re.search(r'"execution_state":\s*"idle"', text)]
+        return sent, [msg_id for msg_id in sent if not any(msg_id in text for text in idle)]
+
+    def _record_frames(self, ws: Any) -> None:
+        if "/api/kernels/" not in ws.url:
+            return
+
+        def text(payload: str | bytes) -> str:
+            return payload if isinstance(payload, str) else payload.decode("utf-8", "replace")
+
+        ws.on("framesent", lambda payload: self.frames.append(("sent", text(payload))))
+        ws.on("framereceived", lambda payload: self.frames.append(("received", text(payload))))
 
     def _record_kernel_status(self) -> None:
         """Log every text the status bar's kernel item shows, into window.__kkKernelStatus."""
