@@ -513,7 +513,7 @@ def test_curve_encrypts_what_travels(encryption: str) -> None:
     with managed("kk-commands", transport_encryption=encryption) as (km, _):
         relay = Relay(km.shell_port)
         # A client of its own session: two clients sharing one (km.client() twice) share a
-        # routing identity, and the kernel serves the first connected only (no handover).
+        # routing identity, and only the one connected last is served.
         own = JCSession(key=km.session.key, signature_scheme=km.session.signature_scheme)
         kc = km.client(shell_port=relay.port, session=own)
         kc.start_channels()

@@ -91,10 +91,17 @@ MAX_MESSAGE_BYTES = {
 # Messages queued per peer: stdin has one conversation at a time, the heartbeat echoes.
 HWM = {"stdin": 16, "hb": 64}
 SUBSCRIPTION_HWM = 16
-# Dead peers are noticed by TCP keepalive, so a client whose old connection the kernel
-# still thought alive may reconnect with its routing identity (ROUTER_HANDOVER stays
-# off: with it, anyone who knows a client's identity, which every IOPub message shows,
-# could take that client's connection).
+# Dead peers are noticed by TCP keepalive (a client that vanished without closing).
+# A client that closes and reconnects at once with the same routing identity (jupyter
+# server does so with the browser's session id when it replaces a stale websocket)
+# may find its old connection not yet gone inside libzmq; without ROUTER_HANDOVER the
+# new one is then set aside and, once libzmq retries it, its next frame is taken for
+# its identity: that client is never answered (8 of 200 immediate reconnects, measured;
+# ipykernel sets it for the same reason, ipykernel#270, libzmq#2892). The price: a local
+# process that knows a client's identity (every IOPub message shows it) can take over
+# the connection; the client's is cut, it reconnects and takes it back, and only
+# replies in flight at that moment are lost (docs/reliability.md, attack 5).
+ROUTER_HANDOVER = ("shell", "control", "stdin")
 KEEPALIVE = {"idle": 30, "interval": 5, "count": 3}
 
 
@@ -168,6 +175,8 @@ class Server:
                 # Subscriptions enter libzmq's trie as the kernel's threads take them from
                 # this queue: kept short, a flood is read slowly enough to be cut early.
                 sock.rcvhwm = SUBSCRIPTION_HWM
+            if channel in ROUTER_HANDOVER:
+                sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
             if self.info.transport == "tcp":
                 sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
                 sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, KEEPALIVE["idle"])
