@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -178,6 +179,21 @@ def test_javascript_async_work_is_interrupted_by_signal(start_kernel: Any) -> No
     assert "restarted" not in reply["evalue"]  # the backend ended the request itself
     reply, _msgs = k.execute("1 + 1")
     assert reply["content"]["status"] == "ok"
+
+
+def test_an_interrupted_execute_is_answered_once(capfd: Any, start_kernel: Any) -> None:
+    """The JS SDK answers an interrupted execute at once; when the execute's own code ends
+    later it must not send a second answer (it did: the host logged it)."""
+    k = start_kernel("kk-deno-js")  # started here, so that capfd has its stderr
+    msg_id = k.kc.execute("console.log('started'); new Promise(r => setTimeout(r, 1000))")
+    k.wait_started(msg_id)
+    k.km.interrupt_kernel()
+    assert k.reply(msg_id, timeout=20)["content"]["ename"] == "KeyboardInterrupt"
+    time.sleep(1.5)  # the cell's promise resolves meanwhile
+    assert k.execute("1 + 1")[0]["content"]["status"] == "ok"
+    err = capfd.readouterr().err
+    assert not re.search(r'between requests.*"id":\d+,"result"', err), "a second answer"
+    assert "unknown request id" not in err
 
 
 # -- faults -------------------------------------------------------------------------------

@@ -252,7 +252,7 @@ def test_comm_traffic_on_a_subshell_while_a_cell_runs(fe: Frontend) -> None:
 def test_the_sdk_and_the_host_speak_the_same_protocol_version() -> None:
     from kernelkit.bridge import BRIDGE_PROTOCOL_VERSION
 
-    sdk = (ROOT / "sdk/js/kernelkit.js").as_uri()
+    sdk = (ROOT / "src/kernelkit/sdk/js/kernelkit.js").as_uri()
     script = (f'import {{ BRIDGE_PROTOCOL_VERSION }} from "{sdk}";'
               "console.log(BRIDGE_PROTOCOL_VERSION); Deno.exit(0);")
     done = subprocess.run([DENO, "eval", script], capture_output=True, text=True, timeout=60)

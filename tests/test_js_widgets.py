@@ -233,7 +233,7 @@ def test_buffers_are_taken_out_and_put_back_as_ipywidgets_does() -> None:
     from ipywidgets.widgets.widget import _put_buffers, _remove_buffers
 
     script = f"""
-import {{ removeBuffers, putBuffers }} from "{(ROOT / 'sdk/js/widgets.js').as_uri()}";
+import {{ removeBuffers, putBuffers }} from "{(ROOT / 'src/kernelkit/sdk/js/widgets.js').as_uri()}";
 const b = (...xs) => new Uint8Array(xs);
 const state = {{
   a: b(1), l: [1, b(2), {{ z: b(3) }}], n: {{ k: new DataView(b(4).buffer) }}, s: "x",

@@ -518,7 +518,7 @@ def test_a_bridge_backend_writing_many_stderr_lines(tmp_path: Path, how: str) ->
     The second relies on the host draining stderr written before the reply (item 9).
     """
     script = tmp_path / "lines_backend.py"
-    script.write_text(BACKEND.format(sdk=str(ROOT / "sdk" / "python")))
+    script.write_text(BACKEND.format(sdk=str(ROOT / "src" / "kernelkit" / "sdk" / "python")))
     n = 20_000
     args = ["bridge", "-f", "{cf}", "--", sys.executable, str(script)]
     with KernelProcess(args, tmp_path / "k") as k:

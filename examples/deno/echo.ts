@@ -1,5 +1,5 @@
 // The Echo kernel in TypeScript on Deno: `kernelkit bridge -- deno run examples/deno/echo.ts`
-import { serve } from "../../sdk/js/kernelkit.js";
+import { serve } from "../../src/kernelkit/sdk/js/kernelkit.js";
 
 serve({
   info: {

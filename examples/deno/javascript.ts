@@ -3,7 +3,7 @@
 // Code runs in the global scope (var and function declarations persist between cells);
 // the value of the last expression is the cell's result; `await input("prompt")` and
 // `console.log` work; errors come back with their stack trace.
-import { type Context, serve } from "../../sdk/js/kernelkit.js";
+import { type Context, serve } from "../../src/kernelkit/sdk/js/kernelkit.js";
 
 const g = globalThis as Record<string, unknown>;
 let ctx: Context | null = null;

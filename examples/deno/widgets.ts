@@ -2,8 +2,8 @@
 //   kernelkit install --name deno-widgets --display-name "Widgets (Deno)" -- deno run examples/deno/widgets.ts
 // Each cell is one command (see BANNER). The widgets live in this backend: a value the page
 // sets is what the next cell prints, and a reloaded page gets them back with their state.
-import { type Context, serve } from "../../sdk/js/kernelkit.js";
-import { AnyWidget, Button, IntSlider, Output, Text } from "../../sdk/js/widgets.js";
+import { type Context, serve } from "../../src/kernelkit/sdk/js/kernelkit.js";
+import { AnyWidget, Button, IntSlider, Output, Text } from "../../src/kernelkit/sdk/js/widgets.js";
 
 const BANNER = `Widgets on Deno. Commands, one a cell:
   slider    show the slider          value     print the slider's value

@@ -1,5 +1,5 @@
 // The Echo kernel on Node.js: `kernelkit bridge -- node examples/node/echo.mjs`
-import { serve } from "../../sdk/js/kernelkit.js";
+import { serve } from "../../src/kernelkit/sdk/js/kernelkit.js";
 
 serve({
   info: {

@@ -9,7 +9,7 @@ the one-file SDK), while the host runs where kernelkit is installed.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sdk" / "python"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src/kernelkit/sdk/python"))
 
 from kernelkit_backend import serve
 

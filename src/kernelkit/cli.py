@@ -53,15 +53,17 @@ def _parser() -> argparse.ArgumentParser:
     inst = sub.add_parser(
         "install",
         help="write a kernelspec so Jupyter can start the kernel "
-        "(KERNEL, or -- CMD ARGS for a bridge backend)",
+        "(KERNEL; typescript [DENO FLAGS]; or -- CMD ARGS for a bridge backend)",
     )
     inst.add_argument(
         "kernel",
         metavar="KERNEL",
         nargs="?",
-        help="a built-in kernel name (echo) or module:Class",
+        help="a built-in kernel name (echo, typescript) or module:Class",
     )
     inst.add_argument("--name", help="kernelspec name (default: derived from KERNEL)")
+    inst.add_argument("--deno", metavar="PATH",
+                      help="typescript: the deno to run (default: this environment's, then PATH)")
     inst.add_argument("--display-name", help="name shown in Jupyter's menus")
     where = inst.add_mutually_exclusive_group()
     where.add_argument("--user", action="store_true", help="install for this user (default)")
@@ -133,7 +135,11 @@ def _command(argv: list[str]) -> int:
     if "--" in argv:
         split = argv.index("--")
         argv, command = argv[:split], argv[split + 1 :]
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not (args.command == "install" and args.kernel == "typescript"):
+        parser.parse_args(argv)  # the usual error for the unknown arguments
+    args.deno_flags = extra  # `install typescript --allow-net …`: Deno's flags for the cells
     args.backend_command = command
     if args.command == "run":
         from .app import launch
@@ -148,6 +154,8 @@ def _command(argv: list[str]) -> int:
             from .errors import UsageError
 
             raise UsageError("install needs KERNEL, or -- CMD ARGS for a bridge backend")
+        if args.kernel == "typescript":
+            return _install_typescript(args)
         return _install(args)
     if args.command == "list":
         return _list()
@@ -232,6 +240,62 @@ def _install_bridge(args: argparse.Namespace) -> int:
     dest = install(spec, args.name, target_dir(args.user, args.sys_prefix, args.prefix))
     print(f"installed kernelspec {args.name.lower()} in {dest}")
     return 0
+
+
+def _install_typescript(args: argparse.Namespace) -> int:
+    """The TypeScript kernel on Deno: fetch its parsers once (npm), then a bridge kernelspec.
+
+    Everything after ``typescript`` that is not kernelkit's is a Deno flag for the cells
+    (``--allow-net``, ``--allow-read=.``, ``--unstable-kv``, ``--config=deno.json``…).
+    A kernelspec for this user keeps the fetched files in the user's cache; one for an
+    environment or prefix keeps them under it, where every user of it can read them.
+    """
+    import subprocess
+    from pathlib import Path
+
+    from . import typescript
+    from .errors import StartupError, UsageError
+
+    deno = _find_deno(args.deno)
+    for flag in args.deno_flags:
+        if not flag.startswith("-"):
+            raise UsageError(f"install typescript: {flag!r} is not a Deno flag (they start with -)")
+    prefix = sys.prefix if args.sys_prefix else args.prefix
+    cache = Path(prefix) / "share" / "kernelkit" if prefix else None
+    print("preparing the TypeScript kernel (its parsers come from the npm registry once)...",
+          file=sys.stderr)
+    try:
+        typescript.prepare(deno, cache)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        raise StartupError(f"could not prepare the TypeScript kernel: {exc}") from None
+    args.backend_command = typescript.backend_argv(deno, list(args.deno_flags), cache)
+    args.kernel = None
+    args.name = args.name or "kernelkit-typescript"
+    args.display_name = args.display_name or "TypeScript (Deno, kernelkit)"
+    return _install_bridge(args)
+
+
+def _find_deno(explicit: str | None) -> str:
+    """The deno to run: the one named, else the one beside this Python (PyPI's ``deno``),
+    else the first on PATH."""
+    import shutil
+    from pathlib import Path
+
+    from .errors import UsageError
+
+    if explicit:
+        found = shutil.which(explicit)
+        if found is None:
+            raise UsageError(f"--deno {explicit!r}: no such program")
+        return os.path.abspath(found)
+    beside = Path(sys.executable).parent / "deno"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("deno")
+    if found is None:
+        raise UsageError("the TypeScript kernel needs Deno: pip install deno, or put deno on "
+                         "PATH, or give --deno PATH")
+    return os.path.abspath(found)
 
 
 def _install(args: argparse.Namespace) -> int:

@@ -271,6 +271,10 @@ _current: Callable[[], CommManager] | None = None
 
 
 def current_manager() -> CommManager:
+    if sys.is_finalizing():
+        # Widgets close their comms in __del__ as the interpreter ends, when nothing can be
+        # imported or sent any more: they get a manager that publishes nothing.
+        return CommManager(lambda *args: None)
     if _current is None:
         raise RuntimeError("no kernelkit kernel is running in this process")
     return _current()

@@ -12,7 +12,7 @@
 //   log                  what the comm handlers saw, as JSON (buffers as arrays of bytes)
 //   sleep S              prints "started", waits S seconds
 //   raise                throws a TypeError
-import { comms, serve } from "../../sdk/js/kernelkit.js";
+import { comms, serve } from "../../src/kernelkit/sdk/js/kernelkit.js";
 
 const log = [];
 const bytes = (buffers) => buffers.map((b) => [...b]);

@@ -2,7 +2,7 @@
 // Commands: "sleep S" (awaits S seconds, printing "started" first), "input P" (asks the
 // user), "spin" (a busy loop: ends only by the host killing the backend), "raise";
 // anything else is echoed, tagged with the subshell it ran on.
-import { serve } from "../../sdk/js/kernelkit.js";
+import { serve } from "../../src/kernelkit/sdk/js/kernelkit.js";
 
 serve({
   info: {

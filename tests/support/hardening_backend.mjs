@@ -1,7 +1,7 @@
 // A bridge backend on the JavaScript SDK for the hardening tests, for Deno and Node.js.
 // Commands: "stderr N" writes N lines with console.error and returns; "late" writes one
 // line in the cell and, after the reply, more output from a timer; anything else is echoed.
-import { serve } from "../../sdk/js/kernelkit.js";
+import { serve } from "../../src/kernelkit/sdk/js/kernelkit.js";
 
 serve({
   info: {

@@ -168,6 +168,13 @@ export interface Backend {
   info: KernelInfo;
   /** Comm targets to register before the host is told about the backend (protocol 1.2). */
   commTargets?: Record<string, CommTargetHandler>;
+  /**
+   * On an interrupt the SDK aborts every running execute's `ctx.signal` and answers it with
+   * KeyboardInterrupt at once; with `answersInterrupts: true` it only aborts the signals and
+   * the execute's own outcome is the answer (it must then end soon: the host kills a backend
+   * that has not answered 2 s after an interrupt).
+   */
+  answersInterrupts?: boolean;
   execute(request: ExecuteRequest, ctx: Context): MaybePromise<ExecuteReply | void>;
   complete?(request: { code: string; cursor_pos: number }): MaybePromise<{
     matches: string[];

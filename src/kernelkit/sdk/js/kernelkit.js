@@ -395,21 +395,26 @@ export function serve(backend) {
   const finish = (id, result) => {
     const run = running.get(id);
     if (run) {
-      if (run.done) return; // already answered (interrupted)
       running.delete(id);
+      if (run.done) return; // already answered (interrupted)
     }
     send({ jsonrpc: "2.0", id, result });
   };
 
-  // An interrupt is for the whole kernel: every running execute ends.
+  // An interrupt is for the whole kernel: every running execute ends. The SDK answers
+  // each with KeyboardInterrupt at once (its code may never look at ctx.signal), and
+  // drops the answer the execute gives later (a run stays in `running`, done, until
+  // then). A backend whose `answersInterrupts` is true answers them itself, e.g. with the
+  // traceback of where the interrupt hit: then the SDK only aborts ctx.signal.
   const interrupt = () => {
     if (running.size === 0) return;
     for (const [id, run] of running) {
+      if (run.done) continue;
       run.abort.abort();
+      if (backend.answersInterrupts) continue;
       run.done = true;
       send({ jsonrpc: "2.0", id, result: errorContent(new Interrupted()) });
     }
-    running.clear();
     for (const [rid, w] of waiting) {
       w.reject(new Interrupted());
       waiting.delete(rid);

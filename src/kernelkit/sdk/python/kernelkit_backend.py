@@ -1,7 +1,7 @@
 """kernelkit backend SDK for Python: write a kernel's logic in any Python environment.
 
 One file, standard library only: copy it next to your backend (it is
-``sdk/python/kernelkit_backend.py`` in kernelkit's source tree). The kernelkit host
+``src/kernelkit/sdk/python/kernelkit_backend.py`` in kernelkit's source tree). The kernelkit host
 (``kernelkit bridge -- python mybackend.py``) speaks Jupyter; this module speaks the
 bridge protocol (docs/bridge-protocol.md) on stdin/stdout::
 

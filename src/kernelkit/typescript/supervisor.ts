@@ -1,0 +1,502 @@
+/**
+ * The TypeScript kernel's supervisor: the main thread of the backend process. It speaks the
+ * bridge protocol (through the JS SDK's serve()), compiles cells (transform.ts), and runs
+ * them in a worker (runtime.ts) that it can interrupt without losing the session.
+ *
+ * Interrupts: the kernel says `interrupt_mode: "message"`, so the host interrupts with a
+ * notification on stdin, read by the SDK on this thread whatever the worker does. The SDK
+ * answers the running execute with `KeyboardInterrupt` at once (the host's 2 s grace is
+ * never reached) and aborts ctx.signal; we then set the shared flag that the cell's loops
+ * check and post an `interrupt` message that ends an awaiting cell. The worker acknowledges
+ * when it is back in its event loop. If it does not within GRACE_MS (it is in a loop
+ * without checkpoints: a library's, or code made by `new Function`), the worker is ended
+ * and a fresh one started, and the next cell says plainly that the session was restarted.
+ * Cells wait in a queue, so the next one runs only once the worker is ready again.
+ */
+
+// deno-lint-ignore-file no-explicit-any
+import { type Context, serve } from "./sdk.ts";
+import { CellSyntaxError, type Compiled, compileCell, type Declaration, type Deps, cellPosition,
+  type PositionMap, stripTypes } from "./transform.ts";
+import * as display from "./display.ts";
+import * as runtime from "./runtime.ts";
+import { completionContext, historyReply, type HistoryEntry, isComplete, KEYWORDS, nameAt,
+  NODE_BUILTINS, toCodePoints, toUtf16 } from "./introspect.ts";
+
+export const VERSION = "0.1.0";
+/** How long an interrupted worker has to get back to its event loop before it is replaced. */
+export const GRACE_MS = 1500;
+/** How long completion and inspection wait for a busy worker. */
+const LOOKUP_MS = 500;
+/** Finished runs whose late output can still be sent as theirs (the host then logs it). */
+const RETAINED_RUNS = 64;
+const MAX_INPUT_BYTES = 64 << 20;
+
+/** The worker's source: the text of runtime.ts's and display.ts's functions (see runtime.ts). */
+export function workerSource(): string {
+  const functions = [...Object.values(display), ...Object.values(runtime)].filter((v) => typeof v === "function");
+  return `import { AsyncLocalStorage } from "node:async_hooks";\n${functions.map(String).join("\n\n")}\nworkerMain();\n`;
+}
+
+interface Run {
+  id: number;
+  ctx: Context;
+  finished: boolean;
+  resolve: (reply: Record<string, unknown>) => void;
+}
+
+type Reply = Record<string, unknown>;
+
+/** The traceback of an error the worker reported: cell frames mapped back, ours dropped. */
+export function formatError(e: Record<string, any>, maps: Map<string, PositionMap>): Reply {
+  const name = String(e.name ?? "Error");
+  const message = String(e.message ?? "");
+  const lines = String(e.stack ?? "").split("\n");
+  const first = lines.findIndex((l) => /^\s+at /.test(l));
+  const head = first < 0 ? [`${name}${message ? ": " + message : ""}`] : lines.slice(0, first);
+  const raw = first < 0 ? [] : lines.slice(first);
+  // Below the outermost cell frame is only our machinery calling the cell: drop Deno's frames there.
+  let lastCell = -1;
+  raw.forEach((l, i) => {
+    if (l.includes("<cell-")) lastCell = i;
+  });
+  const frames = raw.filter((l, i) => lastCell < 0 || i <= lastCell || !l.includes("(ext:")).flatMap((l) => {
+    if (l.includes("blob:") || /^\s+at (async )?eval \(<anonymous>\)$/.test(l)) return [];
+    const m = /^(\s+at )(.*?)\(?<cell-([\d.]+)>, <anonymous>:(\d+):(\d+)\)?$/.exec(l);
+    if (!m) return [l];
+    const cell = m[3];
+    const map = maps.get(cell);
+    const pos = map ? cellPosition(map, Number(m[4]), Number(m[5])) : { line: Number(m[4]) - 1, column: Number(m[5]) };
+    if (pos.line < 1) return []; // the wrapper calling the cell
+    let fn = m[2].trim();
+    if (fn === "eval" || fn === "async eval") fn = fn.replace("eval", "").trim();
+    const where = `<cell ${cell}>:${pos.line}:${pos.column}`;
+    return [`${m[1]}${fn === "async" ? `async ${where}` : fn ? `${fn} (${where})` : where}`];
+  });
+  const traceback = [...head, ...frames];
+  for (let c = e.cause; c; c = c.cause) {
+    const inner = formatError(c, maps);
+    traceback.push(`Caused by: ${(inner.traceback as string[]).join("\n")}`);
+  }
+  return { status: "error", ename: e.interrupted ? "KeyboardInterrupt" : name, evalue: message, traceback };
+}
+
+/** A syntax error, shown at its line of the cell with a caret, as Python shows one. */
+export function syntaxErrorReply(err: CellSyntaxError, code: string, cell: string): Reply {
+  const line = code.split("\n")[err.line - 1] ?? "";
+  return {
+    status: "error",
+    ename: "SyntaxError",
+    evalue: err.message,
+    traceback: [`<cell ${cell}>:${err.line}:${err.column + 1}`, `  ${line}`, `  ${" ".repeat(err.column)}^`, `SyntaxError: ${err.message}`],
+  };
+}
+
+class Session {
+  worker!: Worker;
+  flag!: Int32Array;
+  io!: SharedArrayBuffer;
+  ioState!: Int32Array;
+  ready!: Promise<void>;
+  private markReady!: () => void;
+  private runs = new Map<number, Run>();
+  private retained: number[] = [];
+  private lastCtx: Context | null = null;
+  private nextRun = 0;
+  private queue: Promise<void> = Promise.resolve();
+  private watchdog: ReturnType<typeof setTimeout> | null = null;
+  private notice: string | null = null;
+  private lookups = new Map<number, (value: unknown) => void>();
+  private nextLookup = 0;
+  maps = new Map<string, PositionMap>();
+  declarations = new Map<string, Declaration>();
+  specifiers = new Set<string>();
+  history: HistoryEntry[] = [];
+  private names = new Map<string, number>();
+
+  constructor(readonly deps: Promise<Deps>) {}
+
+  start(): void {
+    this.flag = new Int32Array(new SharedArrayBuffer(16));
+    this.io = new (SharedArrayBuffer as any)(4096, { maxByteLength: MAX_INPUT_BYTES + 8 });
+    this.ioState = new Int32Array(this.io, 0, 2);
+    this.ready = new Promise((resolve) => (this.markReady = resolve));
+    const url = URL.createObjectURL(new Blob([workerSource()], { type: "application/javascript" }));
+    this.worker = new Worker(url, { type: "module" });
+    this.worker.onmessage = (e) => this.onMessage(e.data);
+    this.worker.onerror = (e) => {
+      e.preventDefault();
+      console.error(`kernelkit-typescript: worker error: ${e.message}`);
+    };
+    this.worker.postMessage({ type: "init", flag: this.flag.buffer, io: this.io });
+  }
+
+  /** End the worker and start a fresh one: every variable is lost, which the next cell says. */
+  restart(reason: string): void {
+    this.worker.terminate();
+    if (this.watchdog !== null) clearTimeout(this.watchdog);
+    this.watchdog = null;
+    for (const run of this.runs.values()) {
+      if (!run.finished) {
+        run.finished = true;
+        run.resolve({ status: "error", ename: "KernelRestart", evalue: reason, traceback: [`KernelRestart: ${reason}`] });
+      }
+    }
+    this.runs.clear();
+    this.retained = [];
+    for (const resolve of this.lookups.values()) resolve(null);
+    this.lookups.clear();
+    this.notice = reason;
+    this.start();
+  }
+
+  interrupt(): void {
+    if (this.watchdog !== null) return; // one at a time
+    Atomics.or(this.flag, 0, 1); // (bit 2 is the worker's: output waiting)
+    this.worker.postMessage({ type: "interrupt" });
+    this.watchdog = setTimeout(() => {
+      this.watchdog = null;
+      this.restart(
+        `the interrupted cell did not stop within ${GRACE_MS / 1000} s (it was running code without ` +
+          "interrupt checkpoints, such as a library's loop), so the TypeScript session was restarted: " +
+          "variables, functions and imports from earlier cells are gone",
+      );
+    }, GRACE_MS);
+  }
+
+  private onMessage(msg: Record<string, any>): void {
+    switch (msg.type) {
+      case "ready":
+        this.markReady();
+        return;
+      case "out":
+        this.output(msg.run, msg.method, msg.params);
+        return;
+      case "done": {
+        const run = this.runs.get(msg.run);
+        if (!run || run.finished) return;
+        run.finished = true;
+        this.lastCtx = run.ctx;
+        this.retained.push(run.id);
+        while (this.retained.length > RETAINED_RUNS) this.runs.delete(this.retained.shift()!);
+        if (msg.status === "ok") run.resolve({ status: "ok", user_expressions: msg.user_expressions ?? {} });
+        else run.resolve(formatError(msg.error, this.maps));
+        return;
+      }
+      case "interrupted":
+        if (this.watchdog !== null) clearTimeout(this.watchdog);
+        this.watchdog = null;
+        return;
+      case "uncaught": {
+        const reply = formatError(msg.error, this.maps);
+        const ctx = this.contextOf(msg.run);
+        ctx?.stream("stderr", `Uncaught ${(reply.traceback as string[]).join("\n")}\n`);
+        return;
+      }
+      case "input":
+        this.input(msg);
+        return;
+      case "answer": {
+        const resolve = this.lookups.get(msg.rid);
+        this.lookups.delete(msg.rid);
+        resolve?.(msg.value);
+        return;
+      }
+      case "exit":
+        // Deno.exit() in a cell ends the kernel's process, as it does in `deno jupyter`.
+        Deno.exit(msg.code);
+    }
+  }
+
+  /** The context output of a run goes to: its own, even when finished (the host logs it then). */
+  private contextOf(id: number | null): Context | null {
+    const run = id === null ? undefined : this.runs.get(id);
+    return run ? run.ctx : this.lastCtx;
+  }
+
+  private output(id: number | null, method: string, p: any): void {
+    const ctx = this.contextOf(id);
+    if (!ctx) return; // output before any cell ran, from no cell: nowhere to show it
+    switch (method) {
+      case "stream":
+        ctx.stream(p.name, p.text);
+        break;
+      case "display_data":
+        ctx.display(p.data, p.metadata, p.transient);
+        break;
+      case "update_display_data":
+        ctx.updateDisplay(p.data, p.transient?.display_id, p.metadata);
+        break;
+      case "clear_output":
+        ctx.clearOutput(!!p.wait);
+        break;
+      case "execute_result":
+        ctx.result(p.data, p.metadata);
+        break;
+    }
+  }
+
+  private input(msg: any): void {
+    const run = this.runs.get(msg.run);
+    const answer = (ok: boolean, value: string | { name: string; message: string }) => {
+      if (msg.sync) {
+        let bytes = new TextEncoder().encode(ok ? String(value) : JSON.stringify(value));
+        if (bytes.length > MAX_INPUT_BYTES) {
+          ok = false;
+          bytes = new TextEncoder().encode(JSON.stringify({ name: "ValueError", message: "the input is too long" }));
+        }
+            const io = this.io as any;
+        if (io.byteLength < bytes.length + 8) io.grow(bytes.length + 8);
+        new Uint8Array(this.io, 8, bytes.length).set(bytes);
+        this.ioState[1] = bytes.length;
+        Atomics.store(this.ioState, 0, ok ? 1 : 2);
+        Atomics.notify(this.ioState, 0);
+      } else {
+        this.worker.postMessage({ type: "input-reply", rid: msg.rid, ok, value, error: value });
+      }
+    };
+    if (!run || run.finished) {
+      answer(false, { name: "StdinNotImplementedError", message: "input(), prompt(), confirm() and alert() work only while their cell runs" });
+      return;
+    }
+    const ask = msg.password ? run.ctx.getpass(msg.prompt) : run.ctx.input(msg.prompt);
+    ask.then((value) => answer(true, value), (err: Error) => answer(false, { name: err?.name ?? "Error", message: err?.message ?? String(err) }));
+  }
+
+  /** Ask the worker; null if it does not answer soon (a cell in a loop) or cannot. */
+  lookup(msg: Record<string, unknown>): Promise<unknown> {
+    const rid = ++this.nextLookup;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.lookups.delete(rid);
+        resolve(null);
+      }, LOOKUP_MS);
+      this.lookups.set(rid, (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      });
+      this.worker.postMessage({ ...msg, rid });
+    });
+  }
+
+  /** The name a cell has in tracebacks: its execution count (silent ones get a suffix). */
+  private cellName(count: number): string {
+    const used = this.names.get(String(count)) ?? 0;
+    this.names.set(String(count), used + 1);
+    return used === 0 ? String(count) : `${count}.${used}`;
+  }
+
+  async execute(req: Record<string, any>, ctx: Context): Promise<Reply> {
+    const previous = this.queue;
+    let release!: () => void;
+    this.queue = new Promise((resolve) => (release = resolve));
+    try {
+      await previous;
+      let deps: Deps;
+      try {
+        deps = await this.deps;
+      } catch (err) {
+        return {
+          status: "error", ename: "KernelSetupError", evalue: String(err),
+          traceback: [`KernelSetupError: the TypeScript parser could not be loaded (${err}); run \`kernelkit install typescript\` again`],
+        };
+      }
+      await this.ready;
+      if (ctx.signal.aborted) return { status: "error", ename: "KeyboardInterrupt", evalue: "interrupted", traceback: [] };
+      if (this.notice) {
+        ctx.stream("stderr", `KernelRestart: ${this.notice}\n`);
+        this.notice = null;
+      }
+      const code = String(req.code ?? "");
+      const name = this.cellName(Number(req.execution_count ?? 0));
+      if (req.store_history !== false && !req.silent) {
+        this.history.push({ line: Number(req.execution_count), input: code, output: null });
+      }
+      let compiled: Compiled;
+      try {
+        compiled = compileCell(code, name, deps);
+      } catch (err) {
+        if (err instanceof CellSyntaxError) return syntaxErrorReply(err, code, name);
+        throw err;
+      }
+      this.maps.set(name, compiled.map);
+      for (const [n, d] of Object.entries(compiled.declarations)) this.declarations.set(n, d);
+      for (const m of code.matchAll(/\bfrom\s*["']([^"'\n]+)["']|\bimport\s*\(\s*["']([^"'\n]+)["']/g)) {
+        this.specifiers.add(m[1] ?? m[2]);
+      }
+      const userExpressions: Record<string, string> = {};
+      for (const [k, expr] of Object.entries((req.user_expressions ?? {}) as Record<string, string>)) {
+        try {
+          userExpressions[k] = `(${stripTypes(String(expr), deps).code.replace(/;\s*$/, "")}\n)`;
+        } catch {
+          userExpressions[k] = JSON.stringify(String(expr)) + "; throw new SyntaxError('invalid expression')";
+        }
+      }
+      const id = ++this.nextRun;
+      const done = new Promise<Reply>((resolve) => this.runs.set(id, { id, ctx, finished: false, resolve }));
+      const onAbort = () => this.interrupt();
+      ctx.signal.addEventListener("abort", onAbort);
+      this.worker.postMessage({
+        type: "run", run: id, script: compiled.script, declared: compiled.declared, hasResult: compiled.hasResult,
+        silent: !!req.silent, userExpressions,
+      });
+      try {
+        return await done;
+      } finally {
+        ctx.signal.removeEventListener("abort", onAbort);
+      }
+    } finally {
+      release();
+    }
+  }
+
+  async complete(p: Record<string, any>): Promise<any> {
+    const code = String(p.code ?? "");
+    const cursor = toUtf16(code, Number(p.cursor_pos ?? code.length));
+    const context = completionContext(code.slice(0, cursor));
+    let names: [string, string][] = [];
+    if (context.kind === "specifier") {
+      names = this.specifierNames(context.prefix).map((n) => [n, "module"]);
+    } else {
+      const found = await this.lookup({ type: "complete", path: context.kind === "member" ? context.path : null });
+      if (Array.isArray(found)) names = found as [string, string][];
+      if (context.kind === "global") {
+        const known = new Set(names.map(([n]) => n));
+        for (const n of this.declarations.keys()) if (!known.has(n)) names.push([n, "instance"]);
+        for (const k of KEYWORDS) if (!known.has(k)) names.push([k, "keyword"]);
+      }
+    }
+    const prefix = context.prefix;
+    const matches = names.filter(([n]) => n.startsWith(prefix)).sort(([a], [b]) => rank(a, prefix) - rank(b, prefix) || (a < b ? -1 : a > b ? 1 : 0));
+    const start = cursor - prefix.length;
+    const startCp = toCodePoints(code, start);
+    const endCp = toCodePoints(code, cursor);
+    return {
+      matches: matches.map(([n]) => n),
+      cursor_start: startCp,
+      cursor_end: endCp,
+      metadata: {
+        _jupyter_types_experimental: matches.map(([text, type]) => ({ start: startCp, end: endCp, text, type })),
+      },
+    };
+  }
+
+  private specifierNames(prefix: string): string[] {
+    const out = new Set<string>(["npm:", "jsr:", "node:", ...NODE_BUILTINS.map((n) => `node:${n}`), ...this.specifiers]);
+    if (/^\.{1,2}\//.test(prefix)) {
+      const slash = prefix.lastIndexOf("/");
+      const dir = prefix.slice(0, slash + 1);
+      try {
+        for (const entry of Deno.readDirSync(dir)) {
+          if (entry.isDirectory) out.add(`${dir}${entry.name}/`);
+          else if (/\.(m?[jt]sx?|json)$/.test(entry.name)) out.add(`${dir}${entry.name}`);
+        }
+      } catch {
+        // (no read permission, or no such directory: nothing to add)
+      }
+    }
+    return [...out];
+  }
+
+  async inspect(p: Record<string, any>): Promise<any> {
+    const code = String(p.code ?? "");
+    const cursor = toUtf16(code, Number(p.cursor_pos ?? code.length));
+    const path = nameAt(code, cursor);
+    if (!path) return { found: false, data: {}, metadata: {} };
+    const decl = path.length === 1 ? this.declarations.get(path[0]) : undefined;
+    const value = await this.lookup({ type: "inspect", path }) as Record<string, any> | null;
+    if (!decl && !value) return { found: false, data: {}, metadata: {} };
+    const lines: string[] = [];
+    const type = value
+      ? value.type === "function" ? (value.isClass ? "class" : "function") : value.constructor ? `${value.type} (${value.constructor})` : value.type
+      : decl!.kind;
+    if (decl?.signature) lines.push(`Signature: ${decl.signature}`);
+    else if (value?.type === "function" && value.head) lines.push(`Signature: ${value.head}`);
+    if (decl?.doc) lines.push(`Docstring: ${decl.doc}`);
+    lines.push(`Type:      ${type}`);
+    if (decl) lines.push(`Defined:   <cell ${decl.cell}>, line ${decl.line}`);
+    if (value?.preview !== undefined && value.type !== "function") lines.push(`Value:     ${value.preview}`);
+    if (Number(p.detail_level ?? 0) > 0 && decl) lines.push("Source:", decl.source);
+    return { found: true, data: { "text/plain": lines.join("\n") }, metadata: {} };
+  }
+
+  shutdown(): void {
+    this.worker?.terminate();
+  }
+}
+
+/** Exact matches first, then names without a leading underscore. */
+function rank(name: string, prefix: string): number {
+  if (name === prefix) return 0;
+  return name.startsWith("_") && !prefix.startsWith("_") ? 2 : 1;
+}
+
+/** The permission flags given to Deno, as passed by the kernelspec (for the banner). */
+function denoFlags(): string {
+  const arg = Deno.args.find((a) => a.startsWith("--deno-flags="));
+  return arg ? arg.slice("--deno-flags=".length) : "";
+}
+
+/** Start the kernel: `loadDeps` imports the bundle of sucrase and acorn (kernel.js passes it). */
+export function main(loadDeps: () => Promise<Deps>): void {
+  // The parsers and the worker are loaded once `initialize` is answered, not before: the
+  // host waits for that answer to start the kernel (start-up time), and they are needed only
+  // by the first request after it. A cell that comes first waits for them.
+  let start!: () => void;
+  const started = new Promise<void>((resolve) => (start = resolve));
+  const deps = started.then(loadDeps);
+  deps.catch(() => {}); // (reported by the first execute)
+  const session = new Session(deps);
+  started.then(() => session.start());
+  const flags = denoFlags();
+  let answered = false;
+  const info = {
+    implementation: "kernelkit-typescript",
+    implementation_version: VERSION,
+    language_version: Deno.version.typescript,
+    language_info: {
+      name: "typescript",
+      version: Deno.version.typescript,
+      mimetype: "text/typescript",
+      file_extension: ".ts",
+      codemirror_mode: "typescript",
+      pygments_lexer: "typescript",
+      nbconvert_exporter: "script",
+    },
+    banner: `TypeScript on Deno ${Deno.version.deno} (V8 ${Deno.version.v8}), through kernelkit; ` +
+      `types are stripped, not checked.\nDeno flags: ${flags || "(none: no permissions)"}`,
+    help_links: [
+      { text: "Deno manual", url: "https://docs.deno.com/runtime/" },
+      { text: "TypeScript handbook", url: "https://www.typescriptlang.org/docs/handbook/" },
+    ],
+    interrupt_mode: "message" as const,
+  };
+  serve({
+    get info() {
+      // Read by the SDK to answer initialize: the heavy part starts just after that reply.
+      if (!answered) {
+        answered = true;
+        setTimeout(start, 0);
+      }
+      return info;
+    },
+    execute: async (req: any, ctx: Context) => {
+      start();
+      await started;
+      return session.execute(req, ctx);
+    },
+    complete: async (p: any) => {
+      start();
+      await started;
+      return session.complete(p);
+    },
+    inspect: async (p: any) => {
+      start();
+      await started;
+      return session.inspect(p);
+    },
+    is_complete: async (p: any) => isComplete(String(p.code ?? ""), await deps),
+    history: (p: any) => historyReply(session.history, p),
+    shutdown: () => session.shutdown(),
+  });
+}
