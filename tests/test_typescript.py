@@ -326,6 +326,10 @@ def test_interrupting_a_synchronous_loop_keeps_the_session(installed: list[str],
     k.km.interrupt_kernel()
     reply = k.reply(msg_id, timeout=20)["content"]
     assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
+    # The traceback is where the interrupt hit, the cell's loop (line 3), not the SDK's
+    # own frames (the SDK answered it itself before the kernel said answersInterrupts).
+    trace = "\n".join(reply["traceback"])
+    assert ":3:" in trace and "<cell" in trace and "kernelkit.js" not in trace, trace
     assert plain(k, "[kept, n > 0]") == "[ 7, true ]"
     # A loop in a function from an earlier cell, too.
     msg_id = k.kc.execute("console.log('started'); spin()")

@@ -81,6 +81,8 @@ class Comm:
         buffers: list[bytes] | None = None,
         **keys: Any,
     ) -> None:
+        if sys.is_finalizing():
+            return  # a widget's __del__ at interpreter exit: nothing can be sent any more
         content = {"data": {} if data is None else data, "comm_id": self.comm_id, **keys}
         self.manager.publish(msg_type, content, metadata or {}, _buffers(buffers))
 

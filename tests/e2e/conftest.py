@@ -54,6 +54,11 @@ WIDGET_KERNELSPECS = {
     "kk-deno-widgets": ("Widgets (Deno)", ["--", DENO, "run", str(DENO_WIDGETS)]),
 }
 
+# The TypeScript kernel's kernelspec: installed by test_typescript.py's own fixture (that
+# prepares the kernel, which takes a while), so only allowed here: JupyterLab looks
+# kernelspecs up on each request, and sees it from then on.
+TYPESCRIPT_KERNELSPEC = ("kk-typescript-lab", "TypeScript (Deno, kernelkit)")
+
 # Headless, and nothing that reaches out to the network: CI machines reach registries only.
 CHROMIUM_ARGS = [
     "--no-sandbox",  # the tests run as root
@@ -240,7 +245,7 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory,
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.extension_manager=readonly",
         *(f"--KernelSpecManager.allowed_kernelspecs={name}"
-          for name in (*KERNELSPECS, *WIDGET_KERNELSPECS)),
+          for name in (*KERNELSPECS, *WIDGET_KERNELSPECS, TYPESCRIPT_KERNELSPEC[0])),
         f"--MappingKernelManager.default_kernel_name={KERNELSPECS[0]}",
     ]
     with log.open("wb") as log_file:

@@ -19,11 +19,17 @@
  * or promise continuation started by cell 3 is cell 3's output even while cell 4 runs, and
  * the supervisor sends it as output of cell 3's request, which the host logs as late
  * (docs/bridge-protocol.md, Output order): it never lands in the next cell.
+ *
+ * Comms and widgets (widgets_runtime.ts): the worker's comm manager posts each operation to
+ * the supervisor, which does it with the SDK's comms; a frontend comm message comes back as a
+ * `comm-in` "run" of its own, so what its callbacks print is that message's output.
+ * `import … from "kernelkit:widgets"` is sdk/js/widgets.js on that manager.
  */
 
 // deno-lint-ignore-file no-explicit-any
 import { AsyncLocalStorage } from "node:async_hooks";
 import { bundleFor, displayable, formatValue, imageDisplayable, inspectValue, taggedTemplate } from "./display.ts";
+import { denoComms, widgetsModuleUrl, workerComms } from "./widgets_runtime.ts";
 
 /** console.log's formatting: printf-style specifiers in a first string, then inspect. */
 export function formatArgs(args: unknown[]): string {
@@ -210,6 +216,7 @@ export function workerMain(): void {
   let ioState: Int32Array = new Int32Array(2);
   let ioBuffer: SharedArrayBuffer | null = null;
   let cwdUrl: string | null = null;
+  let widgetsSource: string | null = null; // sdk/js/widgets.js, from the supervisor
   const active = new Map<number, any>(); // runs that have not finished
   const waiting = new Map<number, any>(); // async input() requests
   let nextRequest = 0;
@@ -263,6 +270,30 @@ export function workerMain(): void {
   const emit = (method: string, params: Record<string, unknown>, run = currentRun()) => {
     flush();
     post({ type: "out", run, method, params });
+  };
+
+  // -- comms and widgets (widgets_runtime.ts): through the supervisor's SDK comms -------------
+  const commsApi = workerComms(post, flush, currentRun);
+  const denoComm = denoComms(commsApi.manager);
+  let widgetsModule: Promise<any> | null = null;
+  /** `import … from "kernelkit:widgets"`: sdk/js/widgets.js over the worker's comms, loaded once. */
+  const loadWidgets = (): Promise<any> => {
+    if (widgetsModule === null) {
+      widgetsModule = (async () => {
+        if (widgetsSource === null) {
+          throw new Error("kernelkit:widgets is not available: this Deno cannot import the widget module as text " +
+            '(`with { type: "text" }`: stable in Deno 2.9; older ones need --unstable-raw-imports in the kernelspec)');
+        }
+        const mod = await import(widgetsModuleUrl(widgetsSource, commsApi.manager));
+        return Object.freeze({ ...mod, comms: commsApi.manager });
+      })();
+      widgetsModule.catch(() => (widgetsModule = null));
+    }
+    return widgetsModule;
+  };
+  const builtinModules: Record<string, () => Promise<any>> = {
+    "kernelkit:widgets": loadWidgets,
+    "kernelkit:comms": () => Promise.resolve(Object.freeze({ comms: commsApi.manager })),
   };
 
   // -- console, Deno.stdout/stderr: to the run's output, never to the process's stdout -------
@@ -411,7 +442,8 @@ export function workerMain(): void {
     return new URL(spec, cwdUrl).href;
   };
   fixed("__kk$import", async (spec: unknown, options?: unknown, names?: string[]) => {
-    const mod = await import(resolveSpecifier(String(spec)), options as any);
+    const builtin = Object.hasOwn(builtinModules, String(spec)) ? builtinModules[String(spec)] : undefined;
+    const mod = builtin ? await builtin() : await import(resolveSpecifier(String(spec)), options as any);
     for (const n of names ?? []) {
       if (!(n in mod)) throw new SyntaxError(`The requested module '${String(spec)}' does not provide an export named '${n}'`);
     }
@@ -484,7 +516,11 @@ export function workerMain(): void {
       case "clear_output":
         emit("clear_output", { wait: !!content.wait });
         return;
-      // TODO widgets: comm_open / comm_msg / comm_close go to the supervisor's comms here.
+      case "comm_open":
+      case "comm_msg":
+      case "comm_close":
+        denoComm.broadcast(msgType, content, extra);
+        return;
       default:
         throw new TypeError(`Deno.jupyter.broadcast: unsupported message type '${msgType}'`);
     }
@@ -496,6 +532,7 @@ export function workerMain(): void {
       send(bundle, opts);
     },
     broadcast,
+    comm: denoComm.comm,
     format: async (value: unknown) => await formatValue(value),
     html,
     md,
@@ -597,6 +634,7 @@ export function workerMain(): void {
         fixed("__kk$f", flag);
         ioBuffer = msg.io;
         ioState = new Int32Array(msg.io, 0, 2);
+        widgetsSource = typeof msg.widgets === "string" ? msg.widgets : null;
         try {
           cwdUrl = "file://" + Deno.cwd().split("/").map(encodeURIComponent).join("/").replace(/\/?$/, "/");
         } catch {
@@ -607,6 +645,17 @@ export function workerMain(): void {
       case "run":
         runCell(msg);
         return;
+      case "comm-in": {
+        // A frontend comm message (a click, a slider moved): its callbacks run as that
+        // message's own "run", so what they print is output of the comm message.
+        const token = { id: msg.run, cancelled: false };
+        const finish = (error?: unknown) => {
+          flush();
+          post({ type: "comm-done", run: msg.run, ...(error === undefined ? {} : { error: serializeError(error) }) });
+        };
+        als.run(token, () => commsApi.receive(msg.op, msg.params)).then(() => finish(), finish);
+        return;
+      }
       case "interrupt":
         // We are here, so no cell is in a synchronous loop: the interrupt is delivered.
         Atomics.and(flag, 0, ~1);

@@ -1,6 +1,6 @@
 /**
- * The one place the kernel imports the JS SDK from (the SDK moves into the package later;
- * then only this line changes).
+ * The one place the kernel imports the JS SDK from (it ships beside this package, in
+ * kernelkit/sdk/js): serve() for the supervisor, comms for widgets_host.ts.
  */
-export { serve } from "../sdk/js/kernelkit.js";
-export type { Context } from "../sdk/js/kernelkit.js";
+export { comms, serve } from "../sdk/js/kernelkit.js";
+export type { Comm, Context } from "../sdk/js/kernelkit.js";

@@ -5,12 +5,13 @@
  *
  * Interrupts: the kernel says `interrupt_mode: "message"`, so the host interrupts with a
  * notification on stdin, read by the SDK on this thread whatever the worker does. The SDK
- * answers the running execute with `KeyboardInterrupt` at once (the host's 2 s grace is
- * never reached) and aborts ctx.signal; we then set the shared flag that the cell's loops
- * check and post an `interrupt` message that ends an awaiting cell. The worker acknowledges
- * when it is back in its event loop. If it does not within GRACE_MS (it is in a loop
- * without checkpoints: a library's, or code made by `new Function`), the worker is ended
- * and a fresh one started, and the next cell says plainly that the session was restarted.
+ * aborts ctx.signal (we answer interrupted executes ourselves: `answersInterrupts`); we then
+ * set the shared flag that the cell's loops check and post an `interrupt` message that ends
+ * an awaiting cell, whose KeyboardInterrupt then has the cell's own line in its traceback.
+ * The worker acknowledges when it is back in its event loop. If it does not within GRACE_MS
+ * (it is in a loop without checkpoints: a library's, or code made by `new Function`), the
+ * worker is ended and a fresh one started, the cell is answered that the session was
+ * restarted, and the next cell says so too. GRACE_MS is below the host's 2 s grace.
  * Cells wait in a queue, so the next one runs only once the worker is ready again.
  */
 
@@ -20,6 +21,8 @@ import { CellSyntaxError, type Compiled, compileCell, type Declaration, type Dep
   type PositionMap, stripTypes } from "./transform.ts";
 import * as display from "./display.ts";
 import * as runtime from "./runtime.ts";
+import * as widgetsRuntime from "./widgets_runtime.ts";
+import { type Comm, comms as sdkComms, widgetsSource } from "./widgets_host.ts";
 import { completionContext, historyReply, type HistoryEntry, isComplete, KEYWORDS, nameAt,
   NODE_BUILTINS, toCodePoints, toUtf16 } from "./introspect.ts";
 
@@ -32,9 +35,10 @@ const LOOKUP_MS = 500;
 const RETAINED_RUNS = 64;
 const MAX_INPUT_BYTES = 64 << 20;
 
-/** The worker's source: the text of runtime.ts's and display.ts's functions (see runtime.ts). */
+/** The worker's source: the text of runtime.ts's, display.ts's and widgets_runtime.ts's functions (see runtime.ts). */
 export function workerSource(): string {
-  const functions = [...Object.values(display), ...Object.values(runtime)].filter((v) => typeof v === "function");
+  const functions = [...Object.values(display), ...Object.values(widgetsRuntime), ...Object.values(runtime)]
+    .filter((v) => typeof v === "function");
   return `import { AsyncLocalStorage } from "node:async_hooks";\n${functions.map(String).join("\n\n")}\nworkerMain();\n`;
 }
 
@@ -113,8 +117,14 @@ class Session {
   specifiers = new Set<string>();
   history: HistoryEntry[] = [];
   private names = new Map<string, number>();
+  /** The worker's comms, as the SDK's Comm on this thread (opened by either side). */
+  private commsOpen = new Map<string, Comm>();
+  /** Comm targets the worker registered (with the SDK, which tells the host). */
+  private commTargets = new Set<string>();
+  /** Frontend comm messages the worker is handling, by their run id. */
+  private commWaits = new Map<number, (error: Record<string, any> | null) => void>();
 
-  constructor(readonly deps: Promise<Deps>) {}
+  constructor(readonly deps: Promise<Deps>, readonly widgets: Promise<string | null> = Promise.resolve(null)) {}
 
   start(): void {
     this.flag = new Int32Array(new SharedArrayBuffer(16));
@@ -128,24 +138,29 @@ class Session {
       e.preventDefault();
       console.error(`kernelkit-typescript: worker error: ${e.message}`);
     };
-    this.worker.postMessage({ type: "init", flag: this.flag.buffer, io: this.io });
+    const worker = this.worker;
+    this.widgets.then((text) => {
+      if (this.worker === worker) worker.postMessage({ type: "init", flag: this.flag.buffer, io: this.io, widgets: text });
+    });
   }
 
-  /** End the worker and start a fresh one: every variable is lost, which the next cell says. */
-  restart(reason: string): void {
+  /** End the worker and start a fresh one: every variable is lost, which the next cell says;
+   * the runs in flight are answered `ename` (after an interrupt: KeyboardInterrupt). */
+  restart(reason: string, ename = "KernelRestart"): void {
     this.worker.terminate();
     if (this.watchdog !== null) clearTimeout(this.watchdog);
     this.watchdog = null;
     for (const run of this.runs.values()) {
       if (!run.finished) {
         run.finished = true;
-        run.resolve({ status: "error", ename: "KernelRestart", evalue: reason, traceback: [`KernelRestart: ${reason}`] });
+        run.resolve({ status: "error", ename, evalue: reason, traceback: [`${ename}: ${reason}`] });
       }
     }
     this.runs.clear();
     this.retained = [];
     for (const resolve of this.lookups.values()) resolve(null);
     this.lookups.clear();
+    this.closeComms(reason);
     this.notice = reason;
     this.start();
   }
@@ -160,6 +175,7 @@ class Session {
         `the interrupted cell did not stop within ${GRACE_MS / 1000} s (it was running code without ` +
           "interrupt checkpoints, such as a library's loop), so the TypeScript session was restarted: " +
           "variables, functions and imports from earlier cells are gone",
+        "KeyboardInterrupt",
       );
     }, GRACE_MS);
   }
@@ -202,6 +218,21 @@ class Session {
         resolve?.(msg.value);
         return;
       }
+      case "comm":
+        this.commOut(msg.op, msg.params);
+        return;
+      case "comm-done": {
+        const run = this.runs.get(msg.run);
+        if (run && !run.finished) {
+          run.finished = true;
+          this.retained.push(run.id);
+          while (this.retained.length > RETAINED_RUNS) this.runs.delete(this.retained.shift()!);
+        }
+        const wait = this.commWaits.get(msg.run);
+        this.commWaits.delete(msg.run);
+        wait?.(msg.error ?? null);
+        return;
+      }
       case "exit":
         // Deno.exit() in a cell ends the kernel's process, as it does in `deno jupyter`.
         Deno.exit(msg.code);
@@ -234,6 +265,101 @@ class Session {
         ctx.result(p.data, p.metadata);
         break;
     }
+  }
+
+  // -- comms: the worker's go out through the SDK's comms; the frontend's come back to it ----
+
+  /** What the worker's comm manager did (widgets_runtime.ts), done with the SDK's comms. */
+  private commOut(op: string, p: Record<string, any>): void {
+    try {
+      switch (op) {
+        case "register": {
+          const name = String(p.target_name);
+          if (this.commTargets.has(name)) return;
+          this.commTargets.add(name);
+          sdkComms.registerTarget(name, async (comm, m, ctx) => {
+            this.attach(comm);
+            try {
+              await this.commIn("open", comm, m, ctx);
+            } catch (err) {
+              this.commsOpen.delete(comm.commId); // refused: the SDK and the host close it
+              throw err;
+            }
+          });
+          return;
+        }
+        case "unregister":
+          this.commTargets.delete(String(p.target_name));
+          sdkComms.unregisterTarget(String(p.target_name));
+          return;
+        case "open":
+          this.attach(sdkComms.open(p.target_name, p.data, {
+            metadata: p.metadata, buffers: p.buffers, commId: p.comm_id, targetModule: p.target_module,
+          }));
+          return;
+        case "msg": {
+          // (one the frontend closed meanwhile: the worker hears of that next; dropped, as the host would)
+          const comm = this.commsOpen.get(p.comm_id);
+          if (comm && !comm.closed) comm.send(p.data, { metadata: p.metadata, buffers: p.buffers });
+          return;
+        }
+        case "close": {
+          const comm = this.commsOpen.get(p.comm_id);
+          this.commsOpen.delete(p.comm_id);
+          comm?.close(p.data, { metadata: p.metadata, buffers: p.buffers });
+          return;
+        }
+      }
+    } catch (err) {
+      console.error(`kernelkit-typescript: comm ${op}: ${err}`);
+    }
+  }
+
+  private attach(comm: Comm): void {
+    this.commsOpen.set(comm.commId, comm);
+    comm.onMsg((m, ctx) => this.commIn("msg", comm, m, ctx));
+    comm.onClose((m, ctx) => {
+      this.commsOpen.delete(comm.commId);
+      return this.commIn("close", comm, m, ctx);
+    });
+  }
+
+  /**
+   * A frontend comm message, handled in the worker; resolves when its callbacks are done (so
+   * that what they print is the comm message's output) and throws what they threw (the host
+   * logs it). Without subshells the host sends these between cells, so they do not wait for
+   * one; a callback that never returns holds the kernel as a cell would.
+   */
+  private async commIn(op: string, comm: Comm, m: Record<string, any>, ctx: Context): Promise<void> {
+    await this.ready;
+    const id = ++this.nextRun;
+    const done = new Promise<Record<string, any> | null>((resolve) => this.commWaits.set(id, resolve));
+    this.runs.set(id, { id, ctx, finished: false, resolve: () => {} });
+    this.worker.postMessage({
+      type: "comm-in", run: id, op,
+      params: { comm_id: comm.commId, target_name: comm.targetName, data: m.data, metadata: m.metadata, buffers: m.buffers },
+    });
+    const error = await done;
+    if (error) {
+      const reply = formatError(error, this.maps);
+      throw Object.assign(new Error(String(reply.evalue)), { name: String(reply.ename), stack: (reply.traceback as string[]).join("\n") });
+    }
+  }
+
+  /** The worker is gone: its comms are closed (the frontend's views disconnect), its targets dropped. */
+  private closeComms(reason: string): void {
+    for (const wait of this.commWaits.values()) wait({ name: "KernelRestart", message: reason, stack: "" });
+    this.commWaits.clear();
+    for (const comm of this.commsOpen.values()) {
+      try {
+        comm.close();
+      } catch {
+        // (closed meanwhile)
+      }
+    }
+    this.commsOpen.clear();
+    for (const name of this.commTargets) sdkComms.unregisterTarget(name);
+    this.commTargets.clear();
   }
 
   private input(msg: any): void {
@@ -382,7 +508,7 @@ class Session {
   }
 
   private specifierNames(prefix: string): string[] {
-    const out = new Set<string>(["npm:", "jsr:", "node:", ...NODE_BUILTINS.map((n) => `node:${n}`), ...this.specifiers]);
+    const out = new Set<string>(["npm:", "jsr:", "node:", "kernelkit:widgets", "kernelkit:comms", ...NODE_BUILTINS.map((n) => `node:${n}`), ...this.specifiers]);
     if (/^\.{1,2}\//.test(prefix)) {
       const slash = prefix.lastIndexOf("/");
       const dir = prefix.slice(0, slash + 1);
@@ -446,7 +572,8 @@ export function main(loadDeps: () => Promise<Deps>): void {
   const started = new Promise<void>((resolve) => (start = resolve));
   const deps = started.then(loadDeps);
   deps.catch(() => {}); // (reported by the first execute)
-  const session = new Session(deps);
+  const widgets = started.then(widgetsSource);
+  const session = new Session(deps, widgets);
   started.then(() => session.start());
   const flags = denoFlags();
   let answered = false;
@@ -464,7 +591,8 @@ export function main(loadDeps: () => Promise<Deps>): void {
       nbconvert_exporter: "script",
     },
     banner: `TypeScript on Deno ${Deno.version.deno} (V8 ${Deno.version.v8}), through kernelkit; ` +
-      `types are stripped, not checked.\nDeno flags: ${flags || "(none: no permissions)"}`,
+      `types are stripped, not checked.\nDeno flags: ${flags || "(none: no permissions)"}\n` +
+      'Widgets: import { IntSlider, Button, Text, Output, AnyWidget } from "kernelkit:widgets"',
     help_links: [
       { text: "Deno manual", url: "https://docs.deno.com/runtime/" },
       { text: "TypeScript handbook", url: "https://www.typescriptlang.org/docs/handbook/" },
@@ -472,6 +600,7 @@ export function main(loadDeps: () => Promise<Deps>): void {
     interrupt_mode: "message" as const,
   };
   serve({
+    answersInterrupts: true,
     get info() {
       // Read by the SDK to answer initialize: the heavy part starts just after that reply.
       if (!answered) {
