@@ -12,9 +12,15 @@ directories so that no kernelspec of the machine's own is picked up:
   installed with ``python -m echo_kernel.install --sys-prefix``);
 * ``python3`` — ipykernel's Python kernel (PyPI ``ipykernel``);
 * ``xpython`` — xeus-python (PyPI ``xeus-python``);
-* ``deno``    — Deno's kernel (PyPI ``deno``, installed with ``deno jupyter --install``).
+* ``deno``    — Deno's kernel (PyPI ``deno``, installed with ``deno jupyter --install``);
+* ``kernelkit-typescript`` — this project's TypeScript kernel on Deno, installed into the
+  venv with ``kernelkit install typescript --sys-prefix`` (run by the venv's deno, the same
+  one ``deno jupyter`` runs from, so both TypeScript kernels run on the same Deno).
 
-Each kernel is checked with its built-in samples (see ``kernelkit/check/samples.py``):
+Each kernel is checked with its built-in samples (see ``kernelkit/check/samples.py``), but
+the two TypeScript kernels, ``deno`` and ``kernelkit-typescript``, are both checked with
+tests/support/typescript_samples.toml (over Deno's built-in samples), so that their results
+compare like for like; ``deno`` without its ``[comm]`` table (see ``samples_for``).
 the Python ones carry a ``[comm]`` sample whose setup code registers an echoing comm
 target through the ``comm`` package (ipykernel and xeus-python both provide it), so the
 comms group's round trip runs for ``python3`` and ``xpython``; the other kernels have no
@@ -40,9 +46,37 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "conformance.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-KERNELS = ["kernelkit-echo", "echo", "python3", "xpython", "deno"]
+KERNELS = ["kernelkit-echo", "echo", "python3", "xpython", "deno", "kernelkit-typescript"]
 PACKAGES = ["rich", "jupyter_client", "ipykernel", "echo_kernel", "xeus-python", "deno"]
-VERSIONS_OF = ["jupyter_client", "ipykernel", "echo-kernel", "xeus-python", "deno", "pyzmq"]
+VERSIONS_OF = ["kernelkit", "jupyter_client", "ipykernel", "echo-kernel", "xeus-python", "deno",
+               "pyzmq"]
+
+
+# Samples files by kernel (over its built-in samples); the other kernels use the built-in ones.
+TYPESCRIPT_SAMPLES = ROOT / "tests" / "support" / "typescript_samples.toml"
+SAMPLES = {"deno": TYPESCRIPT_SAMPLES, "kernelkit-typescript": TYPESCRIPT_SAMPLES}
+
+
+def samples_for(kernel: str, venv: Path) -> Path | None:
+    """The samples file to check a kernel with, or None for its built-in samples alone.
+
+    ``deno`` gets the TypeScript samples without their ``[comm]`` table, whose setup imports
+    kernelkit's ``kernelkit:comms``: a ``deno jupyter`` cell cannot register a comm target.
+    """
+    if kernel not in SAMPLES:
+        return None
+    path = SAMPLES[kernel]
+    if kernel != "deno":
+        return path
+    kept, keep = [], True
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        if line.startswith("["):
+            keep = not line.startswith("[comm]")
+        if keep:
+            kept.append(line)
+    out = venv / "deno_samples.toml"
+    out.write_text("".join(kept), encoding="utf-8")
+    return out
 
 
 def sh(cmd: list[str], env: dict[str, str] | None = None, **kw: Any) -> str:
@@ -77,6 +111,9 @@ def setup(venv: Path) -> dict[str, str]:
     # deno writes its kernelspec under $XDG_DATA_HOME/jupyter/kernels.
     sh([str(venv / "bin" / "deno"), "jupyter", "--install", "--force"],
        env={**env, "XDG_DATA_HOME": str(jupyter / "xdg")})
+    # kernelkit's TypeScript kernel: its parsers are fetched once (npm) into the venv's
+    # share/kernelkit, then it runs offline; the deno beside the venv's python runs it.
+    sh([str(python), "-m", "kernelkit", "install", "typescript", "--sys-prefix"], env=env)
     return env
 
 
@@ -89,6 +126,9 @@ def versions(venv: Path, env: dict[str, str]) -> dict[str, str]:
 def check(venv: Path, env: dict[str, str], kernel: str, timeout: float) -> dict[str, Any]:
     cmd = [str(venv / "bin" / "python"), "-m", "kernelkit.check", kernel, "--json",
            "--timeout", str(timeout)]
+    samples = samples_for(kernel, venv)
+    if samples is not None:
+        cmd += ["--samples", str(samples)]
     print("+", " ".join(cmd[2:]), file=sys.stderr, flush=True)
     done = subprocess.run(cmd, env=env, text=True, stdout=subprocess.PIPE,
                           cwd=tempfile.gettempdir())
@@ -124,8 +164,8 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             "",
             f"{r['implementation']} {r['implementation_version']}, protocol "
             f"{r['protocol_version']}, interrupt mode {r['interrupt_mode']}, samples: "
-            f"{r['samples']}. {s['pass']} passed, {s['fail']} failed, {s['skip']} skipped "
-            f"in {s['seconds']:.1f}s; {s['messages']} messages validated.",
+            f"{_relative(r['samples'])}. {s['pass']} passed, {s['fail']} failed, "
+            f"{s['skip']} skipped in {s['seconds']:.1f}s; {s['messages']} messages validated.",
             "",
             "| check | result | reason | time |",
             "|---|---|---|---|",
@@ -202,6 +242,13 @@ def main() -> int:
     print(f"wrote {DOC}", file=sys.stderr)
     return 0
 
+
+
+def _relative(samples: str) -> str:
+    """A samples file in this checkout as a path from its root: no machine's paths in docs."""
+    path = Path(samples)
+    return str(path.relative_to(ROOT)) if path.is_absolute() and path.is_relative_to(ROOT) \
+        else samples
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -25,6 +25,8 @@ from playwright.sync_api import Locator, Page, expect
 from .conftest import README_IMAGE
 
 if TYPE_CHECKING:
+    from playwright.sync_api import FloatRect
+
     from .conftest import LabServer
 
 # Generous, since every wait ends as soon as its condition holds (milliseconds).
@@ -250,6 +252,22 @@ class LabPage:
         if os.environ.get("KERNELKIT_UPDATE_README_IMAGE") == "1":
             README_IMAGE.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, README_IMAGE)
+        return path
+
+    def notebook_readme_shot(self, last_cell: int, image: Path) -> Path:
+        """The notebook, from its toolbar to the bottom of cell `last_cell`: a README picture,
+        copied to `image` when KERNELKIT_UPDATE_README_IMAGE=1."""
+        panel = self.notebook.bounding_box()
+        bottom = self.cell(last_cell).bounding_box()
+        assert panel is not None and bottom is not None
+        # 3 px short of the cell's bottom: the next cell's (the active one's) border touches it
+        clip: FloatRect = {"x": panel["x"], "y": panel["y"], "width": panel["width"],
+                           "height": bottom["y"] + bottom["height"] - 3 - panel["y"]}
+        path = self.artifacts / f"readme-{image.stem}.png"
+        self.page.mouse.move(0, 0)  # no hover highlight in the picture
+        self.page.screenshot(path=path, clip=clip)
+        if os.environ.get("KERNELKIT_UPDATE_README_IMAGE") == "1":
+            shutil.copyfile(path, image)
         return path
 
     def crop_shot(self, step: str, locator: Locator) -> Path:

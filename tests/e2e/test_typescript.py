@@ -12,7 +12,6 @@ kernel, and finds it again after a reload. The README's picture of it is taken o
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +25,6 @@ from .labpage import OUTPUT_TIMEOUT
 from .test_widgets import VALUE, expect_state_requested, move_slider
 
 if TYPE_CHECKING:
-    from playwright.sync_api import FloatRect
 
     from .labpage import LabPage
 
@@ -136,7 +134,7 @@ def test_typescript_notebook(lab: LabPage, typescript_kernelspec: str) -> None:
     lab.expect_prompt(5, 6)
     lab.wait_kernel_idle()
     lab.shot("kept")
-    readme_shot(lab, last_cell=5)
+    lab.notebook_readme_shot(5, TS_README_IMAGE)
 
 
 def test_typescript_widget(lab: LabPage, typescript_kernelspec: str) -> None:
@@ -186,20 +184,3 @@ def test_typescript_widget(lab: LabPage, typescript_kernelspec: str) -> None:
     lab.expect_output(3, "after the reload the kernel has n = 7")
     lab.wait_kernel_idle()
     lab.shot("after-reload")
-
-
-def readme_shot(lab: LabPage, last_cell: int) -> Path:
-    """The notebook, from its toolbar to the bottom of cell `last_cell` (the README's
-    picture: copied into docs/images when KERNELKIT_UPDATE_README_IMAGE=1)."""
-    panel = lab.notebook.bounding_box()
-    bottom = lab.cell(last_cell).bounding_box()
-    assert panel is not None and bottom is not None
-    # 3 px short of the cell's bottom: the next cell's (the active one's) border touches it
-    clip: FloatRect = {"x": panel["x"], "y": panel["y"], "width": panel["width"],
-                       "height": bottom["y"] + bottom["height"] - 3 - panel["y"]}
-    path = lab.artifacts / "readme-typescript.png"
-    lab.page.mouse.move(0, 0)  # no hover highlight in the picture
-    lab.page.screenshot(path=path, clip=clip)
-    if os.environ.get("KERNELKIT_UPDATE_README_IMAGE") == "1":
-        shutil.copyfile(path, TS_README_IMAGE)
-    return path

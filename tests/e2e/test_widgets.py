@@ -10,9 +10,7 @@ comms and the old kernel's processes are gone).
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +26,7 @@ from .labpage import KERNEL_TIMEOUT, OUTPUT_TIMEOUT
 
 if TYPE_CHECKING:
     from jupyter_client.blocking.client import BlockingKernelClient
-    from playwright.sync_api import FloatRect, Locator
+    from playwright.sync_api import Locator
 
     from .labpage import LabPage
 
@@ -331,7 +329,7 @@ def test_deno_widgets_example(lab: LabPage, widget_kernelspecs: dict[str, str]) 
     lab.run(3)
     lab.expect_output(3, "3")
     lab.wait_kernel_idle()
-    readme_shot(lab, last_cell=3)
+    lab.notebook_readme_shot(3, DENO_README_IMAGE)
 
     lab.run(4)
     counter = lab.cell(4).locator(".jp-OutputArea-output button.kk-counter")
@@ -379,19 +377,3 @@ def test_deno_widgets_example(lab: LabPage, widget_kernelspecs: dict[str, str]) 
         backend="widgets.ts")
     lab.cell(0).scroll_into_view_if_needed()
     lab.shot("restarted")
-
-
-def readme_shot(lab: LabPage, last_cell: int) -> None:
-    """The notebook, from its toolbar to the bottom of cell `last_cell` (the README's
-    picture: copied into docs/images when KERNELKIT_UPDATE_README_IMAGE=1)."""
-    panel = lab.notebook.bounding_box()
-    bottom = lab.cell(last_cell).bounding_box()
-    assert panel is not None and bottom is not None
-    # 3 px short of the cell's bottom: the next cell's (the active one's) border touches it
-    clip: FloatRect = {"x": panel["x"], "y": panel["y"], "width": panel["width"],
-                       "height": bottom["y"] + bottom["height"] - 3 - panel["y"]}
-    path = lab.artifacts / "readme-deno-widgets.png"
-    lab.page.mouse.move(0, 0)  # no hover highlight in the picture
-    lab.page.screenshot(path=path, clip=clip)
-    if os.environ.get("KERNELKIT_UPDATE_README_IMAGE") == "1":
-        shutil.copyfile(path, DENO_README_IMAGE)

@@ -85,7 +85,15 @@ export function nameAt(code: string, cursor: number): string[] | null {
   return null;
 }
 
-/** is_complete: complete when it compiles; incomplete when the error is at the end of the input. */
+/** A last token after which the statement must go on (an operator, `=>`, an opening bracket…). */
+const CONTINUES = /(?:=>|[-+*/%&|^<>=!?:,.([{~]|\b(?:return|typeof|await|new|in|of|instanceof|extends|yield|delete|void|throw|case))\s*$/;
+
+/**
+ * is_complete: complete when it compiles. Incomplete when it does not and more input could
+ * mend it: the parser stopped at the end of the input, a string, template or comment is open,
+ * a bracket is open, or the last token needs an operand. Invalid otherwise, and always when a
+ * bracket closes that was never opened (no continuation can mend `x)`).
+ */
 export function isComplete(code: string, deps: Deps): { status: "complete" | "incomplete" | "invalid" | "unknown"; indent?: string } {
   if (!code.trim()) return { status: "complete" };
   try {
@@ -93,11 +101,15 @@ export function isComplete(code: string, deps: Deps): { status: "complete" | "in
     return { status: "complete" };
   } catch (err) {
     if (!(err instanceof CellSyntaxError)) return { status: "unknown" };
+    const brackets = scanBrackets(code);
+    if (brackets.closedUnopened) return { status: "invalid" };
     const lines = code.trimEnd().split("\n");
+    const last = lines[lines.length - 1];
+    // Positions are 1-based lines and 0-based columns: a column at the last line's length is
+    // the end of the input.
     const atEnd = err.line > lines.length ||
-      (err.line === lines.length && err.column >= lines[lines.length - 1].length - 1);
-    if (atEnd || /Unterminated/.test(err.message) || opensMoreThanItCloses(code)) {
-      const last = lines[lines.length - 1];
+      (err.line === lines.length && err.column >= last.length);
+    if (atEnd || /Unterminated/.test(err.message) || brackets.open || CONTINUES.test(code.trimEnd())) {
       const indent = /^\s*/.exec(last)![0] + (/[{([]\s*$/.test(last) ? "  " : "");
       return { status: "incomplete", indent };
     }
@@ -107,6 +119,14 @@ export function isComplete(code: string, deps: Deps): { status: "complete" | "in
 
 /** Whether brackets, a template string or a block comment are left open. */
 export function opensMoreThanItCloses(code: string): boolean {
+  return scanBrackets(code).open;
+}
+
+/**
+ * Brackets outside strings and comments: `open` when some are left open (or a template string
+ * or block comment is), `closedUnopened` when one closes below depth zero.
+ */
+export function scanBrackets(code: string): { open: boolean; closedUnopened: boolean } {
   let depth = 0;
   let quote: string | null = null;
   for (let i = 0; i < code.length; i++) {
@@ -121,13 +141,16 @@ export function opensMoreThanItCloses(code: string): boolean {
       i = end;
     } else if (c === "/" && code[i + 1] === "*") {
       const end = code.indexOf("*/", i + 2);
-      if (end < 0) return true;
+      if (end < 0) return { open: true, closedUnopened: false };
       i = end + 1;
     } else if (c === "'" || c === '"' || c === "`") quote = c;
     else if ("([{".includes(c)) depth++;
-    else if (")]}".includes(c)) depth--;
+    else if (")]}".includes(c)) {
+      depth--;
+      if (depth < 0) return { open: false, closedUnopened: true };
+    }
   }
-  return depth > 0 || quote === "`";
+  return { open: depth > 0 || quote === "`", closedUnopened: false };
 }
 
 export interface HistoryEntry {

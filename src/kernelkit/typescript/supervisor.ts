@@ -47,6 +47,8 @@ interface Run {
   ctx: Context;
   finished: boolean;
   resolve: (reply: Record<string, unknown>) => void;
+  /** A silent execute: the spec asks for no output on IOPub at all, so it is dropped. */
+  silent?: boolean;
 }
 
 type Reply = Record<string, unknown>;
@@ -246,6 +248,7 @@ class Session {
   }
 
   private output(id: number | null, method: string, p: any): void {
+    if (id !== null && this.runs.get(id)?.silent) return;
     const ctx = this.contextOf(id);
     if (!ctx) return; // output before any cell ran, from no cell: nowhere to show it
     switch (method) {
@@ -459,7 +462,8 @@ class Session {
         }
       }
       const id = ++this.nextRun;
-      const done = new Promise<Reply>((resolve) => this.runs.set(id, { id, ctx, finished: false, resolve }));
+      const silent = !!req.silent;
+      const done = new Promise<Reply>((resolve) => this.runs.set(id, { id, ctx, finished: false, resolve, silent }));
       const onAbort = () => this.interrupt();
       ctx.signal.addEventListener("abort", onAbort);
       this.worker.postMessage({

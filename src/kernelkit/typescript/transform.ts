@@ -228,9 +228,14 @@ export function compileCell(code: string, cell: string | number, deps: Deps): Co
   for (const node of body) topLevel(node);
 
   if (resultStatement) {
+    // Around the statement, not its expression: in `({ a: 1 })` acorn's expression starts
+    // inside the parentheses (it gave `(return {value: ({ a: 1 })};)`). Its `;` stays out.
     const expr = resultStatement.expression;
-    insert(expr.start, "return {value: (", -2);
-    insert(expr.end, ")};", 2);
+    const whole = resultStatement.type === "ExpressionStatement";
+    const start = whole ? resultStatement.start : expr.start;
+    const end = !whole ? expr.end : js[resultStatement.end - 1] === ";" ? resultStatement.end - 1 : resultStatement.end;
+    insert(start, "return {value: (", -2);
+    insert(end, ")};", 2);
   }
 
   // Everything else, at any depth: loops, awaits, import(), import.meta, and `var` outside
