@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any
 from ..comms import Comm, CommManager
 from ..logs import logger
 from ..requests import describe
+from ..wire import Message
 from . import jsonrpc
 
 if TYPE_CHECKING:
-    from ..wire import Message
     from .kernel import BridgeKernel
 
 # Notifications from the backend handled here (published whenever they come).
@@ -83,11 +83,15 @@ class BackendComms:
     # -- parents ------------------------------------------------------------------------
 
     def sent(self, rid: int, parent: Message | None) -> None:
-        """A host request went out for ``parent``: late comm messages naming it get it."""
+        """A host request went out for ``parent``: late comm messages naming it get it.
+
+        Only its header is kept (a cell's code may be megabytes): enough to be a parent.
+        """
         if parent is None:
             return
+        stub = Message(parent.header, {}, {}, {}, raw_header=parent.raw_header)
         with self._lock:
-            self._parents[rid] = parent
+            self._parents[rid] = stub
             while len(self._parents) > RECENT_REQUESTS:
                 self._parents.popitem(last=False)
 
@@ -96,6 +100,9 @@ class BackendComms:
             with self._lock:
                 known = self._parents.get(tag)
             if known is not None:
+                if running is not None and running.header.get("msg_id") == known.header.get(
+                        "msg_id"):
+                    return running  # the request itself: its waiting text goes out first
                 return known
         return running
 
