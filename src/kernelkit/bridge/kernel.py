@@ -98,7 +98,7 @@ class BridgeKernel(Kernel):
             backend.stop(0.2)  # refused, timed out, invalid, or the kernel is exiting
             raise
         backend.on_idle_line = self._idle_line
-        backend.on_idle_exit = self._comms.backend_gone
+        backend.on_end = self._comms.backend_gone  # however it ends, its comms close
         backend.end()  # from here, output between requests is logged
         self.backend = backend
 
@@ -177,7 +177,6 @@ class BridgeKernel(Kernel):
                 self.backend = None
                 if backend is not None:
                     backend.stop(0.1)
-                    self._comms.backend_gone()  # (if it died unseen, between requests)
                 self._start_backend()
             assert self.backend is not None
             return self.backend
@@ -210,7 +209,6 @@ class BridgeKernel(Kernel):
                         if remaining <= 0:
                             backend.stop(0.2)
                             self.backend = None
-                            self._comms.backend_gone()
                             return _error(
                                 "KeyboardInterrupt",
                                 f"the backend did not stop within {INTERRUPT_GRACE:g} s of the "
@@ -358,7 +356,6 @@ class BridgeKernel(Kernel):
         backend.stop(0.1)
         if self.backend is backend:
             self.backend = None
-        self._comms.backend_gone()
         return _error(
             "BackendError",
             f"the backend wrote a line of more than {limit:,} bytes on its stdout (the "
@@ -371,7 +368,6 @@ class BridgeKernel(Kernel):
         backend.stop(0.1)
         if self.backend is backend:
             self.backend = None
-        self._comms.backend_gone()
         return _error(
             "BackendDied",
             f"the backend {how}; it will be restarted for the next request",
@@ -462,6 +458,9 @@ class BridgeKernel(Kernel):
     def do_shutdown(self, restart: bool) -> dict[str, Any]:
         backend = self.backend
         if backend is not None:
+            # Shutting down (or restarting): the frontend forgets the comms itself; closing
+            # them now would tear down widget views that should show as disconnected.
+            backend.on_end = None
             if backend.alive():
                 # Its answer and goodbyes are nobody's output: not logged as if they were.
                 backend.begin()

@@ -165,10 +165,11 @@ class BackendProcess:
         self._closed = False
         self.busy = True
         # Between requests: a complete stdout line is offered to on_idle_line first (True:
-        # taken, e.g. a comm message, which is state and must not be dropped), else logged;
-        # on_idle_exit hears of an exit seen between requests. Both run with _lock held.
+        # taken, e.g. a comm message, which is state and must not be dropped), else logged
+        # (called with _lock held). on_end is called once when the backend has ended: the
+        # host stopped it, or it was seen to exit between requests.
         self.on_idle_line: Callable[[bytes | bytearray], bool] | None = None
-        self.on_idle_exit: Callable[[], None] | None = None
+        self.on_end: Callable[[], None] | None = None
         # Reading is the busy request thread's, or the watcher's when idle: this lock
         # makes the hand-over exact.
         self._lock = threading.Lock()
@@ -438,8 +439,7 @@ class BackendProcess:
                 self._log_pending()
                 _log("backend %s between requests; it will be restarted for the next one",
                      self.describe_exit(0))
-                if self.on_idle_exit is not None:
-                    self.on_idle_exit()
+                self._ended()
             if self._watcher is not None:
                 self._watcher.forget(
                     {fd for fd, gone in ((self._out_fd, self._out_eof),
@@ -543,6 +543,12 @@ class BackendProcess:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(1.0)  # reap it now: it has exited or been killed
         self.close()
+        self._ended()
+
+    def _ended(self) -> None:
+        on_end, self.on_end = self.on_end, None  # once
+        if on_end is not None:
+            on_end()
 
     def close(self) -> None:
         """Stop watching; the pipes close with the process object (a reader may still poll)."""

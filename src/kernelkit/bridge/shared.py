@@ -140,7 +140,6 @@ class Shared:
                         "it was ended and will be restarted",
                     )
                     self.kernel.backend = None
-                self.kernel._comms.backend_gone()
                 return
             event = backend.next_event(READ_SLICE)
             if event is None:

@@ -1,5 +1,9 @@
 """kernelkit backend SDK for Python: write a kernel's logic in any Python environment.
 
+(Why ~730 lines in one file: it is copied next to a backend, so it must stay one file
+with no imports of its own; the channel, the comms and the two serving modes are its
+sections, in that order.)
+
 One file, standard library only: copy it next to your backend (it is
 ``src/kernelkit/sdk/python/kernelkit_backend.py`` in kernelkit's source tree). The kernelkit host
 (``kernelkit bridge -- python mybackend.py``) speaks Jupyter; this module speaks the
