@@ -237,6 +237,34 @@ def test_backend_that_refuses_initialize_fails_loudly() -> None:
     assert "refused 'initialize': not today" in done.stderr
 
 
+def test_a_host_that_cannot_start_leaves_no_backend_behind(tmp_path: Path) -> None:
+    # `kernelkit bridge -f FILE -- CMD` starts the backend before it reads FILE (the two
+    # start up side by side); a host that then fails must not leave that backend running.
+    marker = f"kk-early-{os.getpid()}-{time.monotonic_ns()}"
+    bad = tmp_path / "connection.json"
+    bad.write_text("{not json")
+    done = kernelkit("bridge", "-f", str(bad), "--", sys.executable,
+                     str(SUPPORT / "fault_backend.py"), "ok", marker)
+    assert done.returncode == 1
+    assert "connection file" in done.stderr
+    deadline = time.monotonic() + 5
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _processes_with(marker)
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmdline:
+            found.append(int(pid))
+    return found
+
+
 def test_bridge_without_command_is_a_usage_error() -> None:
     done = kernelkit("bridge")
     assert done.returncode == 2 and "needs a backend command" in done.stderr

@@ -949,3 +949,14 @@ def test_no_command_is_a_usage_error() -> None:
     done = cli()
     assert done.returncode == 2
     assert "usage: kernelkit" in done.stderr
+
+
+def test_the_bridge_fast_path_has_the_bridge_default_init_timeout() -> None:
+    # cli repeats it so that `kernelkit bridge` need not import bridge/kernel.py first.
+    from kernelkit import cli
+    from kernelkit.bridge import kernel
+
+    assert cli.INIT_TIMEOUT == kernel.INIT_TIMEOUT
+    assert cli._fast_bridge(["bridge", "-f", "c.json", "--", "deno", "run", "x.ts"]) == (
+        "c.json", ["deno", "run", "x.ts"])
+    assert cli._fast_bridge(["bridge", "-f", "c.json", "--init-timeout", "1", "--", "x"]) is None

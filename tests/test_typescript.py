@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import queue
+import re
 import subprocess
 import threading
 import time
@@ -94,8 +95,10 @@ def streams(msgs: list[Msg], name: str = "stdout") -> str:
 
 def test_deno_unit_tests_pass(prepared: Path) -> None:
     env = {**os.environ, "KK_TS_DEPS": str(typescript.backend_dir(prepared) / "deps.js"),
+           "KK_TS_TYPESCRIPT": str(typescript.backend_dir(prepared) / "typescript.js"),
            "NO_COLOR": "1"}
-    done = subprocess.run([DENO, "test", "--allow-read", "--allow-env=KK_TS_DEPS,KK_TS_DEBUG",
+    done = subprocess.run([DENO, "test", "--allow-read",
+                           "--allow-env=KK_TS_DEPS,KK_TS_TYPESCRIPT,KK_TS_DEBUG",
                            "tests/typescript/"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
@@ -178,6 +181,34 @@ def test_typescript_syntax_is_stripped(k: Any) -> None:
             "function first<T>(xs: T[]): T | undefined { return xs[0] }\n"
             "[first<number>([p.x, p.y]), Color.Green, 'a' satisfies Id]")
     assert plain(k, code) == '[ 1, 1, "a" ]'
+
+
+def test_decorators_and_namespaces(k: Any) -> None:
+    # sucrase cannot strip these (it would drop the namespace without a word, and V8 does
+    # not run decorators): the TypeScript compiler, bundled at install time, compiles them.
+    code = ("namespace Geo {\n  export const pi: number = 3\n"
+            "  export function area(r: number): number { return pi * r * r }\n}\n"
+            "function logged(f: any, ctx: ClassMethodDecoratorContext) {\n"
+            "  return function (this: any, ...a: any[]) {\n"
+            "    console.log(`calling ${String(ctx.name)}`)\n    return f.apply(this, a)\n  }\n}\n"
+            "class Circle {\n  constructor(public r: number) {}\n"
+            "  @logged area(): number { return Geo.area(this.r) }\n}\n"
+            "new Circle(2).area()")
+    reply, msgs = k.execute(code)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    assert streams(msgs) == "calling area\n"
+    assert [r["text/plain"] for r in results(msgs)] == ["12"]
+    # Both persist; a decorated method's error points at the cell's own line.
+    assert plain(k, "[Geo.pi, new Circle(1).area()]") == "[ 3, 3 ]"
+    err = error_of(k, "function broken(f: any, ctx: any) {\n  return () => {\n"
+                      "    throw new RangeError('from the decorator')\n  }\n}\n"
+                      "class Box {\n  @broken open() {}\n}\nnew Box().open()")
+    trace = "\n".join(err["traceback"])
+    assert err["ename"] == "RangeError"
+    assert re.search(r"<cell \d+>:3:", trace) and re.search(r"<cell \d+>:9:", trace), trace
+    err = error_of(k, "namespace Bad {\n  export const = 1\n}")
+    assert err["ename"] == "SyntaxError"
+    assert re.search(r"<cell \d+>:2:", "\n".join(err["traceback"]))
 
 
 def test_top_level_await_and_the_last_expression(k: Any) -> None:

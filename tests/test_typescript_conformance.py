@@ -83,6 +83,8 @@ class TypeScriptKernelTests(jkt.KernelTests):
     ]
     complete_code_samples = [
         "let x: number = 1;",
+        "@((c: any) => c) class Decorated {}",  # (judged by the TypeScript compiler)
+        "namespace N { export const x = 1 }",
         "interface Point { x: number; y: number }",
         "type Id = string | number;",
         "const f = (a: number): number => a * 2;",
@@ -91,6 +93,8 @@ class TypeScriptKernelTests(jkt.KernelTests):
     ]
     incomplete_code_samples = [
         "function f(a: number): number {",
+        "class C {\n  @dec m() {}",
+        "namespace N {",
         "if (true) {\n  console.log(1);",
         "const s = `a template",
         "let xs = [1, 2,",
@@ -211,11 +215,7 @@ class TypeScriptIopubWelcomeTests(jkt.IopubWelcomeTests):
 # Checks that may skip, and why that is not a gap in the kernel. Nothing else may skip.
 SKIP_REASONS: dict[str, str] = {}
 # Gaps of the kernel outside introspect.ts, each a strict xfail with what is missing.
-GAPS = {
-    **{f"subshells.{name}": "the kernel does not claim 'kernel subshells' (JEP 91), which the "
-                            "bridge engine offers (protocol 1.1); the issue asks for them"
-       for name in ("lifecycle", "execute", "while_busy", "unknown")},
-}
+GAPS: dict[str, str] = {}
 CHECKS = ["lifecycle.start", *(c.name for c in checks.REGISTRY)]
 
 

@@ -85,6 +85,12 @@ def launch(name: str, connection_file: str | None = None, path: str | None = Non
 
 def serve(factory: Callable[[], Kernel], label: str, connection_file: str | None = None) -> int:
     """Build the kernel, bind its channels and serve until shutdown."""
+    # The engine is imported before the kernel is built: a bridge backend launched early
+    # (cli._bridge) starts up meanwhile, and a kernel class's own imports are not slowed.
+    from .dispatch import Dispatcher, HookError
+    from .server import Server
+    from .wire import Session, new_key
+
     try:
         kernel = factory()
     except StartupError:
@@ -96,10 +102,6 @@ def serve(factory: Callable[[], Kernel], label: str, connection_file: str | None
             f"kernel class {label} could not be constructed: its __init__ did not call "
             "super().__init__(**kwargs)"
         )
-
-    from .dispatch import Dispatcher, HookError
-    from .server import Server
-    from .wire import Session, new_key
 
     try:
         if connection_file:

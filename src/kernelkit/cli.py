@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import argparse
 
 from . import __version__
+
+TYPE_CHECKING = False  # (not typing's: the bridge's fast path imports as little as it can)
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+
+# How long a bridge backend may take to answer 'initialize' (s): bridge/kernel.py's default,
+# repeated here so that `kernelkit bridge` can start the backend before importing that module.
+INIT_TIMEOUT = 20.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,9 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     br.add_argument(
         "--init-timeout",
         type=float,
-        default=20.0,
+        default=INIT_TIMEOUT,
         metavar="S",
-        help="seconds the backend may take to answer 'initialize' (default 20)",
+        help=f"seconds the backend may take to answer 'initialize' (default {INIT_TIMEOUT:g})",
     )
 
     inst = sub.add_parser(
@@ -108,6 +112,22 @@ def _fast_run(argv: list[str]) -> tuple[str, str | None] | None:
     return None
 
 
+def _fast_bridge(argv: list[str]) -> tuple[str, list[str]] | None:
+    """``bridge -f FILE -- CMD ARGS``, what every bridge kernelspec launches, without argparse.
+
+    The backend is started as soon as this is known (cli._bridge), so that it starts up
+    while the host imports its engine.
+    """
+    if (
+        len(argv) >= 5
+        and argv[0] == "bridge"
+        and argv[1] in ("-f", "--connection-file")
+        and argv[3] == "--"
+    ):
+        return argv[2], argv[4:]
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from .errors import StartupError, UsageError
@@ -118,6 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .app import launch
 
             _exit_now(launch(*fast))
+        bridge = _fast_bridge(argv)
+        if bridge is not None:
+            _exit_now(_bridge(bridge[0], bridge[1], INIT_TIMEOUT))
         return _command(argv)
     except UsageError as exc:
         print(f"kernelkit: error: {exc}", file=sys.stderr)
@@ -146,7 +169,7 @@ def _command(argv: list[str]) -> int:
 
         _exit_now(launch(args.kernel, args.connection_file, args.path))
     if args.command == "bridge":
-        _exit_now(_bridge(args))
+        _exit_now(_bridge(args.connection_file, args.backend_command, args.init_timeout))
     if args.command == "install":
         if args.backend_command:
             return _install_bridge(args)
@@ -183,22 +206,36 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
-def _bridge(args: argparse.Namespace) -> int:
-    from .app import serve
-    from .bridge.kernel import BackendStartError, BridgeKernel
+def _bridge(connection_file: str | None, command: list[str], init_timeout: float) -> int:
     from .errors import StartupError, UsageError
 
-    if not args.backend_command:
+    if not command:
         raise UsageError("bridge needs a backend command: kernelkit bridge [-f FILE] -- CMD ARGS")
+    # The backend starts first, then the host imports its engine (pyzmq among it) while the
+    # backend starts up: a Deno backend takes about as long as those imports.
+    from .bridge.process import BackendProcess, launch
+
+    early: BackendProcess | None
+    try:
+        early = launch(list(command))
+    except OSError:
+        early = None  # BridgeKernel tries again, and says why it cannot
+    from .app import serve
+    from .bridge.kernel import BackendStartError, BridgeKernel
 
     def factory() -> BridgeKernel:
+        nonlocal early
+        launched, early = early, None
         try:
-            return BridgeKernel(args.backend_command, init_timeout=args.init_timeout)
+            return BridgeKernel(command, init_timeout=init_timeout, backend=launched)
         except BackendStartError as exc:
             raise StartupError(str(exc)) from None
+        except BaseException:
+            if launched is not None:
+                launched.stop(0.2)  # (idempotent: _start_backend may have stopped it)
+            raise
 
-    label = f"bridge to {' '.join(args.backend_command)}"
-    return serve(factory, label, args.connection_file)
+    return serve(factory, f"bridge to {' '.join(command)}", connection_file)
 
 
 def _install_bridge(args: argparse.Namespace) -> int:

@@ -3,9 +3,9 @@
 // Compiled cells run here, in this isolate, against stand-ins for the worker's hooks.
 //   KK_TS_DEPS=…/deps.js deno test --allow-read --allow-env=KK_TS_DEPS tests/typescript/
 import { assert, assertEquals, assertMatch, assertThrows } from "./asserts.ts";
-import { cellPosition, CellSyntaxError, compileCell, patternNames } from "../../src/kernelkit/typescript/transform.ts";
+import { cellPosition, CellSyntaxError, compileCell, needsTypeScript, patternNames } from "../../src/kernelkit/typescript/transform.ts";
 
-import { deps } from "./deps.ts";
+import { deps, fullDeps } from "./deps.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -25,15 +25,15 @@ g.__kk$meta = { url: "file:///cells/" };
 
 let n = 0;
 /** Compile and run a cell as the worker does; its result (boxed: a promise stays one). */
-async function result(code: string): Promise<{ value: unknown } | undefined> {
-  const c = compileCell(code, ++n, deps);
+async function result(code: string, with_ = deps): Promise<{ value: unknown } | undefined> {
+  const c = compileCell(code, ++n, with_);
   for (const name of c.declared) if (!(name in g)) g[name] = undefined;
   const ret = await (0, eval)(c.script);
   return c.hasResult ? ret : undefined;
 }
 
-async function run(code: string): Promise<unknown> {
-  return (await result(code))?.value;
+async function run(code: string, with_ = deps): Promise<unknown> {
+  return (await result(code, with_))?.value;
 }
 
 Deno.test("declarations persist across cells and may be declared again", async () => {
@@ -143,4 +143,56 @@ Deno.test("declarations are described with their TypeScript head and doc comment
 Deno.test("patternNames finds every bound name", () => {
   const ast = deps.parse("const {a, b: [c, {d}], ...e} = o", { ecmaVersion: "latest" });
   assertEquals(patternNames(ast.body[0].declarations[0].id), ["a", "c", "d", "e"]);
+});
+
+// -- cells that need the TypeScript compiler ------------------------------------------------
+
+Deno.test("decorators and namespaces need the TypeScript compiler; other cells do not", () => {
+  for (const code of ["@sealed class A {}", "class A {\n  @log m() {}\n}", "namespace N { export const x = 1 }",
+    "export namespace N.M {\n}", "module Legacy { }"]) assert(needsTypeScript(code), code);
+  for (const code of ["const email = 'a@b.com'", "let namespace = 1; namespace + 1", "const module = {}",
+    "x = y @ z".replace(" @ ", "@"), "class A { m() {} }"]) assert(!needsTypeScript(code), code);
+});
+
+Deno.test("namespaces with values are compiled, not dropped, and persist", async () => {
+  assertEquals(await run("namespace Ns1 {\n  export const pi: number = 3\n  export function area(r: number) { return pi * r * r }\n}\nNs1.area(2)", fullDeps), 12);
+  assertEquals(await run("namespace Ns1 { export const e = 2 }\n[Ns1.e, Ns1.pi]", fullDeps), [2, 3]);
+});
+
+Deno.test("TC39 decorators run, as in deno jupyter", async () => {
+  const seen: string[] = [];
+  g.seen = seen;
+  assertEquals(await run(
+    "function logged(v: any, ctx: ClassMethodDecoratorContext) {\n" +
+      "  return function (this: any, ...a: any[]) { seen.push(String(ctx.name)); return v.apply(this, a) }\n}\n" +
+      "@((c: any) => { seen.push('class'); return c }) class Dec1 {\n  @logged twice(n: number): number { return 2 * n }\n}\n" +
+      "new Dec1().twice(21)", fullDeps), 42);
+  assertEquals(seen, ["class", "twice"]);
+  assertEquals(await run("new Dec1().twice(1)", fullDeps), 2); // the class persists
+});
+
+Deno.test("with the compiler, positions still map to the cell's own lines", async () => {
+  const code = "function boom(v: any, ctx: any) {\n  return function () {\n    throw new Error('x')\n  }\n}\n" +
+    "class Dec2 {\n  @boom m() {}\n}\nnew Dec2().m()";
+  const c = compileCell(code, "ts-map", fullDeps);
+  assert(c.map.moved);
+  let stack = "";
+  try {
+    for (const name of c.declared) if (!(name in g)) g[name] = undefined;
+    await (0, eval)(c.script);
+  } catch (err) {
+    stack = (err as Error).stack ?? "";
+  }
+  const frames = [...stack.matchAll(/<cell-ts-map>, <anonymous>:(\d+):(\d+)/g)];
+  assert(frames.length >= 2, stack);
+  const throwAt = cellPosition(c.map, Number(frames[0][1]), Number(frames[0][2]));
+  assertEquals(throwAt.line, 3);
+  assertEquals(code.split("\n")[2].slice(throwAt.column - 1, throwAt.column + 4), "new E"); // (where V8 points)
+  assertEquals(cellPosition(c.map, Number(frames[1][1]), Number(frames[1][2])).line, 9);
+});
+
+Deno.test("the compiler's syntax errors name the cell's line and column", () => {
+  const err = assertThrows(() => compileCell("namespace Bad {\n  export const = 1\n}", 1, fullDeps), CellSyntaxError) as CellSyntaxError;
+  assertEquals([err.line, err.column], [2, 15]);
+  assertMatch(err.message, /declaration expected/i);
 });

@@ -22,7 +22,7 @@ from ..requests import describe
 from . import jsonrpc
 from .comms import COMM_NOTIFICATIONS, BackendComms
 from .jsonrpc import BRIDGE_PROTOCOL_VERSION, Codec
-from .process import BackendProcess, Exited, Line, Stderr, TooLong
+from .process import BackendProcess, Exited, Line, Stderr, TooLong, launch
 from .replies import error as _error
 from .replies import reply_of
 from .shared import Shared
@@ -61,6 +61,7 @@ class BridgeKernel(Kernel):
         argv: list[str],
         init_timeout: float = INIT_TIMEOUT,
         max_line: int | None = None,
+        backend: BackendProcess | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -77,16 +78,16 @@ class BridgeKernel(Kernel):
         # Comms (protocol 1.2): the host's table of the backend's comms and targets.
         self._comms = BackendComms(self)
         self.comm_manager = self._comms.manager
-        self._start_backend()
+        # backend: one launch(argv) started already (kernelkit bridge does, to overlap its
+        # start-up with the host's); it is answered 'initialize' here like a fresh one.
+        self._start_backend(backend)
 
     # -- backend lifecycle ---------------------------------------------------------
 
-    def _start_backend(self) -> None:
+    def _start_backend(self, launched: BackendProcess | None = None) -> None:
         name = os.path.basename(self.argv[0])
         try:
-            backend = BackendProcess(
-                self.argv, env={**os.environ, "KERNELKIT_BRIDGE": "1"}, max_line=self.max_line
-            )
+            backend = launched if launched is not None else launch(self.argv, self.max_line)
         except OSError as exc:
             raise BackendStartError(
                 f"cannot run backend {self.argv[0]!r}: {exc.strerror}"

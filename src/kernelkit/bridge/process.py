@@ -122,6 +122,16 @@ class TooLong:
 Event = Line | Stderr | Exited | TooLong
 
 
+def launch(argv: list[str], max_line: int | None = None) -> BackendProcess:
+    """Start a bridge backend as the host runs it (``KERNELKIT_BRIDGE=1`` in its environment).
+
+    ``kernelkit bridge`` calls this before it imports the engine, and hands the process to
+    ``BridgeKernel(backend=...)``: the backend's start-up and the host's imports overlap.
+    Raises OSError if the program cannot be run.
+    """
+    return BackendProcess(argv, env={**os.environ, "KERNELKIT_BRIDGE": "1"}, max_line=max_line)
+
+
 class BackendProcess:
     """One running backend program.
 

@@ -13,12 +13,20 @@
  * worker is ended and a fresh one started, the cell is answered that the session was
  * restarted, and the next cell says so too. GRACE_MS is below the host's 2 s grace.
  * Cells wait in a queue, so the next one runs only once the worker is ready again.
+ *
+ * Subshells (JEP 91, bridge protocol 1.1): the kernel claims them, so the host may send a
+ * subshell's cell, and JupyterLab its widget messages, while a cell of the main shell runs.
+ * Each shell keeps its own queue; all cells run in the one worker, so they share every
+ * variable, and they interleave as async code does: a subshell's cell runs while the main
+ * cell awaits (a timer, a fetch, input()), not during a synchronous loop, which holds the
+ * worker's only thread until it ends or is interrupted (an interrupt is for the whole
+ * kernel: every running cell ends). Their output goes to each one's own request.
  */
 
 // deno-lint-ignore-file no-explicit-any
 import { type Context, serve } from "./sdk.ts";
 import { CellSyntaxError, type Compiled, compileCell, type Declaration, type Deps, cellPosition,
-  type PositionMap, stripTypes } from "./transform.ts";
+  needsTypeScript, type PositionMap, stripTypes, type Transpiler, unpackModule } from "./transform.ts";
 import * as display from "./display.ts";
 import * as runtime from "./runtime.ts";
 import * as widgetsRuntime from "./widgets_runtime.ts";
@@ -109,7 +117,8 @@ class Session {
   private retained: number[] = [];
   private lastCtx: Context | null = null;
   private nextRun = 0;
-  private queue: Promise<void> = Promise.resolve();
+  /** The last cell of each shell, by subshell id ("" for the main shell): the next waits for it. */
+  private queues = new Map<string, Promise<void>>();
   private watchdog: ReturnType<typeof setTimeout> | null = null;
   private notice: string | null = null;
   private lookups = new Map<number, (value: unknown) => void>();
@@ -126,7 +135,35 @@ class Session {
   /** Frontend comm messages the worker is handling, by their run id. */
   private commWaits = new Map<number, (error: Record<string, any> | null) => void>();
 
-  constructor(readonly deps: Promise<Deps>, readonly widgets: Promise<string | null> = Promise.resolve(null)) {}
+  /** The TypeScript compiler, imported by the first cell that needs it (needsTypeScript). */
+  private typescript: Promise<Transpiler> | null = null;
+
+  constructor(readonly deps: Promise<Deps>, readonly widgets: Promise<string | null> = Promise.resolve(null),
+    readonly loadTypeScript: () => Promise<{ default: string }> = () => Promise.reject(new Error("not available"))) {}
+
+  /** deps with the TypeScript compiler in it, loaded now if this is the first cell to need it. */
+  async withTypeScript(deps: Deps): Promise<Deps> {
+    if (deps.typescript) return deps;
+    this.typescript ??= (async () => {
+      // Its module looks for Node's `process` to pick a file system it does not need here
+      // (it only transpiles), and would then ask for Node's CommonJS globals: it is told it
+      // runs in a browser while it loads.
+      const proc = (globalThis as any).process;
+      const before = proc?.browser;
+      if (proc) proc.browser = true;
+      try {
+        return await unpackModule((await this.loadTypeScript()).default) as Transpiler;
+      } finally {
+        if (proc) proc.browser = before;
+      }
+    })();
+    const ts = await this.typescript.catch((err) => {
+      this.typescript = null; // (the next such cell tries again)
+      throw err;
+    });
+    deps.typescript = ts;
+    return deps;
+  }
 
   start(): void {
     this.flag = new Int32Array(new SharedArrayBuffer(16));
@@ -220,9 +257,14 @@ class Session {
         resolve?.(msg.value);
         return;
       }
-      case "comm":
-        this.commOut(msg.op, msg.params);
+      case "comm": {
+        // As the run that did it (a cell, or a frontend comm message's callbacks): with
+        // subshells, a widget's echo must go to the message it answers, not the cell running.
+        const ctx = msg.run === null ? undefined : this.runs.get(msg.run)?.ctx;
+        if (ctx) ctx.within(() => this.commOut(msg.op, msg.params));
+        else this.commOut(msg.op, msg.params);
         return;
+      }
       case "comm-done": {
         const run = this.runs.get(msg.run);
         if (run && !run.finished) {
@@ -416,9 +458,11 @@ class Session {
   }
 
   async execute(req: Record<string, any>, ctx: Context): Promise<Reply> {
-    const previous = this.queue;
+    const shell = typeof req.subshell_id === "string" ? req.subshell_id : "";
+    const previous = this.queues.get(shell) ?? Promise.resolve();
     let release!: () => void;
-    this.queue = new Promise((resolve) => (release = resolve));
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    this.queues.set(shell, mine);
     try {
       await previous;
       let deps: Deps;
@@ -440,6 +484,16 @@ class Session {
       const name = this.cellName(Number(req.execution_count ?? 0));
       if (req.store_history !== false && !req.silent) {
         this.history.push({ line: Number(req.execution_count), input: code, output: null });
+      }
+      if (needsTypeScript(code)) {
+        try {
+          deps = await this.withTypeScript(deps);
+        } catch (err) {
+          return {
+            status: "error", ename: "KernelSetupError", evalue: String(err),
+            traceback: [`KernelSetupError: this cell has decorators or a namespace, which need the TypeScript compiler, and it could not be loaded (${err}); run \`kernelkit install typescript\` again`],
+          };
+        }
       }
       let compiled: Compiled;
       try {
@@ -477,6 +531,7 @@ class Session {
       }
     } finally {
       release();
+      if (this.queues.get(shell) === mine) this.queues.delete(shell); // (a deleted subshell's too)
     }
   }
 
@@ -568,16 +623,17 @@ function denoFlags(): string {
 }
 
 /** Start the kernel: `loadDeps` imports the bundle of sucrase and acorn (kernel.js passes it). */
-export function main(loadDeps: () => Promise<Deps>): void {
+export function main(loadDeps: () => Promise<Deps>, loadTypeScript?: () => Promise<{ default: string }>): void {
   // The parsers and the worker are loaded once `initialize` is answered, not before: the
   // host waits for that answer to start the kernel (start-up time), and they are needed only
   // by the first request after it. A cell that comes first waits for them.
   let start!: () => void;
   const started = new Promise<void>((resolve) => (start = resolve));
-  const deps = started.then(loadDeps);
+  // (a plain object, not the module: the TypeScript compiler is added to it when loaded)
+  const deps = started.then(loadDeps).then((m): Deps => ({ transform: m.transform, parse: m.parse }));
   deps.catch(() => {}); // (reported by the first execute)
   const widgets = started.then(widgetsSource);
-  const session = new Session(deps, widgets);
+  const session = new Session(deps, widgets, loadTypeScript);
   started.then(() => session.start());
   const flags = denoFlags();
   let answered = false;
@@ -602,6 +658,7 @@ export function main(loadDeps: () => Promise<Deps>): void {
       { text: "TypeScript handbook", url: "https://www.typescriptlang.org/docs/handbook/" },
     ],
     interrupt_mode: "message" as const,
+    subshells: true,
   };
   serve({
     answersInterrupts: true,
@@ -628,7 +685,13 @@ export function main(loadDeps: () => Promise<Deps>): void {
       await started;
       return session.inspect(p);
     },
-    is_complete: async (p: any) => isComplete(String(p.code ?? ""), await deps),
+    is_complete: async (p: any) => {
+      const code = String(p.code ?? "");
+      const parsers = await deps;
+      // (a decorated class is complete, not invalid: the compiler that runs it judges it)
+      const judge = needsTypeScript(code) ? await session.withTypeScript(parsers).catch(() => parsers) : parsers;
+      return isComplete(code, judge);
+    },
     history: (p: any) => historyReply(session.history, p),
     shutdown: () => session.shutdown(),
   });

@@ -28,6 +28,43 @@ export interface Deps {
   transform: (code: string, options: Record<string, unknown>) => { code: string; sourceMap?: any };
   // deno-lint-ignore no-explicit-any
   parse: (code: string, options: Record<string, unknown>) => any;
+  /** The TypeScript compiler (deps_typescript.ts), once loaded: for cells that needTypeScript. */
+  typescript?: Transpiler;
+}
+
+/** deps_typescript.ts: a cell → ES2022, with its source map's mappings and its syntax errors. */
+export interface Transpiler {
+  transpile(code: string): { code: string; map: string; diagnostics: { message: string; start: number }[] };
+}
+
+/**
+ * A module kept packed by prepare() (__init__.py, PACKED): its default export is the
+ * module's text, gzipped, in base64. Imported from a blob URL, which needs no permission;
+ * `deno bundle` makes the bundle's `require` with createRequire(import.meta.url), which wants
+ * a file URL, so it gets one (that require is never called for a file here).
+ */
+// deno-lint-ignore no-explicit-any
+export async function unpackModule(packed: string): Promise<any> {
+  const bytes = Uint8Array.from(atob(packed), (c) => c.charCodeAt(0));
+  const text = (await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"))).text())
+    .replaceAll("createRequire(import.meta.url)", 'createRequire("file:///kernelkit/typescript.js")');
+  const url = URL.createObjectURL(new Blob([text], { type: "application/javascript" }));
+  try {
+    return await import(url);
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
+
+/**
+ * Whether a cell needs the TypeScript compiler rather than sucrase: decorators (V8 does not
+ * run them; sucrase leaves them as they are) and namespaces with values (sucrase drops them
+ * without a word). A `@word` in a comment or a string says yes too: such a cell only takes
+ * the slower path, which is as correct.
+ */
+export function needsTypeScript(code: string): boolean {
+  return /(^|[\s(,;{}=!&|?:[])@[A-Za-z_$(]/.test(code) ||
+    /(^|[\s;{}])(namespace|module)\s+[A-Za-z_$][\w$.]*\s*\{/.test(code);
 }
 
 /** What the inspector shows for a top-level declaration: the cell's own text of it. */
@@ -120,8 +157,20 @@ function asCellSyntaxError(err: unknown, code: string): Error {
 
 /** Compile one cell. `cell` names it in tracebacks (`<cell N>`). */
 export function compileCell(code: string, cell: string | number, deps: Deps): Compiled {
-  const stripped = stripTypes(code, deps, true);
-  const js = stripped.code;
+  // sucrase keeps the cell's lines; its source map (columns of the stripped text → the
+  // cell's) is made only when a position is asked for, for a traceback or a syntax error:
+  // most cells never need it, and making it is a third of a small cell's compile time.
+  // The TypeScript compiler (the few cells that need it) moves lines: its map says where.
+  const full = deps.typescript && needsTypeScript(code) ? deps.typescript.transpile(code) : null;
+  if (full && full.diagnostics.length > 0) {
+    const { message, start } = full.diagnostics[0];
+    const before = code.slice(0, start).split("\n");
+    throw new CellSyntaxError(message, before.length, before[before.length - 1].length);
+  }
+  const js = full ? full.code : stripTypes(code, deps).code;
+  let decoded: number[][] | null = null;
+  const mappings = () => (decoded ??= decodeMappings(full ? full.map : stripTypes(code, deps, true).mappings ?? ""));
+  const cellLine = full ? (line: number) => Math.max(1, sourcePosition(mappings(), line, 0, true).line) : (line: number) => line;
   let ast: Node;
   const comments: Node[] = [];
   try {
@@ -135,11 +184,11 @@ export function compileCell(code: string, cell: string | number, deps: Deps): Co
       onComment: comments,
     });
   } catch (err) {
-    // acorn's lines are sucrase's, which are the cell's; its column is of the stripped text.
+    // acorn's position is of the stripped text: the source map takes it to the cell's.
     const e = err as { message?: string; loc?: { line: number; column: number } };
     if (e?.loc) {
-      const column = sucraseColumn(stripped.mappings ?? "", e.loc.line, e.loc.column);
-      throw new CellSyntaxError(String(e.message).replace(/\s*\(\d+:\d+\)$/, ""), e.loc.line, column);
+      const at = sourcePosition(mappings(), e.loc.line, e.loc.column, !!full);
+      throw new CellSyntaxError(String(e.message).replace(/\s*\(\d+:\d+\)$/, ""), at.line, at.column);
     }
     throw err;
   }
@@ -151,7 +200,7 @@ export function compileCell(code: string, cell: string | number, deps: Deps): Co
   const declarations: Record<string, Declaration> = {};
   const tsLines = code.split("\n");
   const note = (name: string, kind: Declaration["kind"], node: Node, body?: Node) => {
-    declarations[name] = describeDeclaration(kind, node, body, cell, tsLines, comments, js);
+    declarations[name] = describeDeclaration(kind, node, body, cell, tsLines, comments, js, cellLine);
   };
   const insert = (at: number, text: string, order = 0) => edits.push({ start: at, end: at, text, order });
   const replace = (start: number, end: number, text: string) => edits.push({ start, end, text, order: 0 });
@@ -285,7 +334,7 @@ export function compileCell(code: string, cell: string | number, deps: Deps): Co
     declared: [...declared],
     hasResult: resultStatement !== null,
     declarations,
-    map: { header: HEADER_LINES, anchors, lineStarts: lineStarts(text), jsLineStarts: lineStarts(js), mappings: decodeMappings(stripped.mappings ?? "") },
+    map: { header: HEADER_LINES, anchors, lineStarts: lineStarts(text), jsLineStarts: lineStarts(js), mappings, moved: !!full },
   };
 }
 
@@ -412,8 +461,10 @@ export interface PositionMap {
   anchors: number[];
   lineStarts: number[];
   jsLineStarts: number[];
-  /** sucrase's source map, per line: [generatedColumn, sourceColumn] pairs. */
-  mappings: number[][];
+  /** The source map, per line: [generatedColumn, sourceLine, sourceColumn] triples (made when first asked). */
+  mappings: () => number[][];
+  /** The TypeScript compiler made the script: its lines are not the cell's. */
+  moved: boolean;
 }
 
 /**
@@ -445,27 +496,31 @@ export function cellPosition(map: PositionMap, line: number, column: number): { 
     else h = mid - 1;
   }
   const jsColumn = jsOffset - map.jsLineStarts[l];
-  return { line: l + 1, column: columnInCell(map.mappings, l + 1, jsColumn) + 1 };
+  const at = sourcePosition(map.mappings(), l + 1, jsColumn, map.moved);
+  return { line: at.line, column: at.column + 1 };
 }
 
-function columnInCell(mappings: number[][], line: number, column: number): number {
+/**
+ * (1-based line, 0-based column) of the stripped JavaScript → the cell's, by the source map:
+ * the last segment at or before the column, on that line. A line with none keeps its line
+ * and column (sucrase's lines are the cell's), or, when the compiler moved lines, is no
+ * line of the cell (0: a helper it added).
+ */
+function sourcePosition(mappings: number[][], line: number, column: number, moved = false): { line: number; column: number } {
   const segs = mappings[line - 1];
-  if (!segs || segs.length === 0) return column;
+  if (!segs || segs.length === 0) return { line: moved ? 0 : line, column }; // (moved: a helper's line)
   let best = -1;
-  for (let i = 0; i < segs.length; i += 2) if (segs[i] <= column) best = i;
-  if (best < 0) return column;
-  return segs[best + 1] + (column - segs[best]);
-}
-
-function sucraseColumn(mappings: string, line: number, column: number): number {
-  return columnInCell(decodeMappings(mappings), line, column);
+  for (let i = 0; i < segs.length; i += 3) if (segs[i] <= column || best < 0) best = i;
+  const offset = Math.max(0, column - segs[best]);
+  return { line: segs[best + 1] + 1, column: segs[best + 2] + offset };
 }
 
 const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/** Decode a source map's `mappings` into [generatedColumn, sourceColumn] pairs per line. */
+/** Decode a source map's `mappings` into [generatedColumn, sourceLine, sourceColumn] triples per line (0-based). */
 export function decodeMappings(mappings: string): number[][] {
   const lines: number[][] = [];
+  let srcLine = 0;
   let srcColumn = 0;
   for (const line of mappings.split(";")) {
     const segs: number[] = [];
@@ -487,8 +542,9 @@ export function decodeMappings(mappings: string): number[][] {
       }
       genColumn += fields[0];
       if (fields.length >= 4) {
+        srcLine += fields[2];
         srcColumn += fields[3];
-        segs.push(genColumn, srcColumn);
+        segs.push(genColumn, srcLine, srcColumn);
       }
     }
     lines.push(segs);
@@ -499,14 +555,14 @@ export function decodeMappings(mappings: string): number[][] {
 // -- what the inspector shows ---------------------------------------------------------------
 
 function describeDeclaration(kind: Declaration["kind"], node: Node, body: Node | undefined, cell: string | number,
-  tsLines: string[], comments: Node[], js: string): Declaration {
-  const first = node.loc!.start.line;
-  const lastLine = Math.min(node.loc!.end.line, first + 19);
+  tsLines: string[], comments: Node[], js: string, cellLine: (line: number) => number): Declaration {
+  const first = cellLine(node.loc!.start.line);
+  const lastLine = Math.min(Math.max(first, cellLine(node.loc!.end.line)), first + 19);
   const source = tsLines.slice(first - 1, lastLine).join("\n");
   const decl: Declaration = { kind, cell, line: first, source };
   if (body) {
     // The head: the cell's lines up to the body's line, cut before the body's brace there.
-    const bodyLine = body.loc!.start.line;
+    const bodyLine = cellLine(body.loc!.start.line);
     const head = tsLines.slice(first - 1, bodyLine).join("\n");
     const jsHeadEnd = js.slice(node.start, body.start).trimEnd();
     const cut = head.lastIndexOf("{");

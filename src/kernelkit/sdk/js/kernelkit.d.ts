@@ -144,6 +144,13 @@ export interface Context {
   signal: AbortSignal;
   /** The module's `comms`. */
   comms: Comms;
+  /**
+   * Run fn now as this request's code: comm messages it sends name this request, as those
+   * sent while the handler itself runs do. For code that acts for the request later, from
+   * an event such as a worker's message, where the SDK cannot tell whose it is (with
+   * subshells several requests run at once; a widget's echo must go to the message it answers).
+   */
+  within<T>(fn: () => T): T;
   stream(name: "stdout" | "stderr", text: string): void;
   /** stream("stdout", text + "\n") */
   print(text: unknown): void;

@@ -436,6 +436,7 @@ export function serve(backend) {
     return {
       signal: abort.signal,
       comms,
+      within: (fn) => withRequest(request, fn),
       stream: (name, text) => notify("stream", { name, text: String(text) }),
       print: (text) => notify("stream", { name: "stdout", text: String(text) + "\n" }),
       display: (data, metadata = {}, transient = {}) =>
