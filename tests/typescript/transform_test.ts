@@ -115,16 +115,21 @@ Deno.test("syntax errors name the cell's line and column", () => {
   assertThrows(() => compileCell("function f(a: number {", 1, deps), CellSyntaxError);
 });
 
-Deno.test("positions of the script map back to the cell's line and column (types removed)", async () => {
-  const code = "let q1: number = 1\nfunction bad(a: { x: number }): number {\n  return (null as any).x + a.x\n}\nbad({ x: 1 })";
-  const c = compileCell(code, "map", deps);
-  let stack = "";
+/** Run a compiled cell that throws: the stack of what it threw. */
+async function stackOf(c: ReturnType<typeof compileCell>): Promise<string> {
   try {
     for (const name of c.declared) if (!(name in g)) g[name] = undefined;
     await (0, eval)(c.script);
   } catch (err) {
-    stack = (err as Error).stack ?? "";
+    return (err as Error).stack ?? "";
   }
+  throw new Error("the cell did not throw");
+}
+
+Deno.test("positions of the script map back to the cell's line and column (types removed)", async () => {
+  const code = "let q1: number = 1\nfunction bad(a: { x: number }): number {\n  return (null as any).x + a.x\n}\nbad({ x: 1 })";
+  const c = compileCell(code, "map", deps);
+  const stack = await stackOf(c);
   const frame = /<cell-map>, <anonymous>:(\d+):(\d+)/.exec(stack);
   assert(frame, stack);
   const pos = cellPosition(c.map, Number(frame[1]), Number(frame[2]));
@@ -176,13 +181,7 @@ Deno.test("with the compiler, positions still map to the cell's own lines", asyn
     "class Dec2 {\n  @boom m() {}\n}\nnew Dec2().m()";
   const c = compileCell(code, "ts-map", fullDeps);
   assert(c.map.moved);
-  let stack = "";
-  try {
-    for (const name of c.declared) if (!(name in g)) g[name] = undefined;
-    await (0, eval)(c.script);
-  } catch (err) {
-    stack = (err as Error).stack ?? "";
-  }
+  const stack = await stackOf(c);
   const frames = [...stack.matchAll(/<cell-ts-map>, <anonymous>:(\d+):(\d+)/g)];
   assert(frames.length >= 2, stack);
   const throwAt = cellPosition(c.map, Number(frames[0][1]), Number(frames[0][2]));
