@@ -608,8 +608,16 @@ export function workerMain(): void {
     } finally {
       active.delete(msg.run);
     }
+    // The run's own waiting text rides in its "done" (one message, not two: the supervisor
+    // sends it just before the reply); anyone else's goes out first, as ever.
+    let out: { name: string; text: string } | undefined;
+    if (pending && pending.run === msg.run && pending.text) {
+      out = { name: pending.name, text: pending.text };
+      pending = null;
+      lastFlush = now();
+    }
     flush();
-    post({ type: "done", run: msg.run, ...done });
+    post({ type: "done", run: msg.run, out, ...done });
   };
   const evaluateAll = (expressions: Record<string, string>) => {
     const out: Record<string, unknown> = {};
