@@ -653,20 +653,20 @@ const WARM_UP_CELLS = [
 ];
 const WARM_UP_ROUNDS = 60;
 
-/** Compile the warm-up cells in slices between requests (a request that comes goes first). */
+/**
+ * Compile the warm-up cells in slices while no cell runs; it ends for good once one does
+ * (that cell and the next warm the compiler up themselves, and a long cell is not polled).
+ */
 function warmUp(deps: Deps, busy: () => boolean, round = 0): void {
-  if (round >= WARM_UP_ROUNDS) return;
-  if (!busy()) {
-    for (const code of WARM_UP_CELLS) {
-      try {
-        compileCell(code, "warm-up", deps);
-      } catch {
-        return; // (a parser that fails here fails the first cell too, which says why)
-      }
+  if (round >= WARM_UP_ROUNDS || busy()) return;
+  for (const code of WARM_UP_CELLS) {
+    try {
+      compileCell(code, "warm-up", deps);
+    } catch {
+      return; // (a parser that fails here fails the first cell too, which says why)
     }
-    round++;
   }
-  setTimeout(() => warmUp(deps, busy, round), busy() ? 5 : 0);
+  setTimeout(() => warmUp(deps, busy, round + 1), 0);
 }
 
 /** Start the kernel: `loadDeps` imports the bundle of sucrase and acorn (kernel.js passes it). */
