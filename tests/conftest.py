@@ -70,11 +70,19 @@ def stdout_of(kc: Any, code: str, timeout: float = 30, **kw: Any) -> str:
     """Run code through a jupyter_client client; what the kernel streamed to stdout for it."""
     reply = kc.execute(code, reply=True, timeout=timeout, **kw)
     assert reply["content"]["status"] == "ok", reply["content"]
-    msg_id = reply["parent_header"]["msg_id"]
+    return stdout_until_idle(kc, reply["parent_header"]["msg_id"], timeout)
+
+
+def stdout_until_idle(kc: Any, msg_id: str, timeout: float = 30,
+                      check: Any = None) -> str:
+    """What the kernel streamed to stdout for msg_id, through its idle; ``check`` sees
+    every IOPub message read (a schema validator, say)."""
     text = []
     deadline = time.monotonic() + timeout
     while True:
         msg = kc.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
+        if check is not None:
+            check(msg)
         if msg["parent_header"].get("msg_id") != msg_id:
             continue
         if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":

@@ -17,7 +17,6 @@ import functools
 import json
 import os
 import queue
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ import jupyter_kernel_test as jkt  # not `from ... import KernelTests`: pytest w
 import pytest
 from jupyter_kernel_test.msgspec_v5 import validate_message
 
-from conftest import SUPPORT, kernelkit
+from conftest import SUPPORT, kernelkit, stdout_until_idle
 from kernelkit.check import checks
 
 NAME = "kk-ts-conformance"
@@ -175,17 +174,7 @@ class TypeScriptKernelTests(jkt.KernelTests):
             self.kc.get_stdin_msg(timeout=0.5)
 
     def stdout_until_idle(self, msg_id: str) -> str:
-        text = []
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            msg = self.kc.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
-            validate_message(msg)
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
-                text.append(msg["content"]["text"])
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                return "".join(text)
+        return stdout_until_idle(self.kc, msg_id, TIMEOUT, check=validate_message)
 
 
 def test_a_parenthesized_last_expression_is_the_result(start_kernel: Any) -> None:

@@ -22,7 +22,7 @@ from conftest import DENO, ROOT, kernelkit
 
 from .conftest import TYPESCRIPT_KERNELSPEC
 from .labpage import OUTPUT_TIMEOUT
-from .test_widgets import VALUE, expect_state_requested, move_slider
+from .test_widgets import expect_state_requested, move_slider
 
 if TYPE_CHECKING:
 
@@ -159,10 +159,7 @@ def test_typescript_widget(lab: LabPage, typescript_kernelspec: str) -> None:
     lab.wait_kernel_idle()
     lab.shot("slider")
 
-    mark = len(lab.frames)
-    move_slider(lab, slider, "ArrowRight", 4)
-    expect(readout).to_have_text("7")
-    lab.wait_comm_msgs_handled(mark, VALUE.format(7))
+    move_slider(lab, slider, "ArrowRight", 4, to=7)
     lab.run(1)
     lab.expect_output(1, "the kernel has n = 7")
     lab.run(2)  # and the other way: the kernel moves the page's slider
@@ -176,10 +173,7 @@ def test_typescript_widget(lab: LabPage, typescript_kernelspec: str) -> None:
     readout = slider.locator(".widget-readout")
     expect(readout).to_have_text("9", timeout=OUTPUT_TIMEOUT)  # the kernel's state
     expect_state_requested(lab, mark)
-    mark = len(lab.frames)
-    move_slider(lab, slider, "ArrowLeft", 2)
-    expect(readout).to_have_text("7")
-    lab.wait_comm_msgs_handled(mark, VALUE.format(7))
+    move_slider(lab, slider, "ArrowLeft", 2, to=7)
     lab.run(3)
     lab.expect_output(3, "after the reload the kernel has n = 7")
     lab.wait_kernel_idle()

@@ -198,11 +198,15 @@ COUNT = r'"count":\s*{}\b'
 CLICK = r'"event":\s*"click"'
 
 
-def move_slider(lab: LabPage, slider: Locator, key: str, times: int) -> None:
-    """Press an arrow key on the slider's handle, as a keyboard user moves it."""
+def move_slider(lab: LabPage, slider: Locator, key: str, times: int, to: int) -> None:
+    """Press an arrow key on the slider's handle, as a keyboard user moves it; the page
+    then shows ``to`` and the kernel has handled the comm message that carries it."""
+    mark = len(lab.frames)
     slider.locator(".noUi-handle").focus()
     for _ in range(times):
         lab.page.keyboard.press(key)
+    expect(slider.locator(".widget-readout")).to_have_text(str(to))
+    lab.wait_comm_msgs_handled(mark, VALUE.format(to))
 
 
 # -- the tests ---------------------------------------------------------------------------
@@ -225,10 +229,7 @@ def test_ipywidgets_slider_in_a_python_kernel(lab: LabPage) -> None:
     lab.wait_kernel_idle()
     lab.shot("slider")
 
-    mark = len(lab.frames)
-    move_slider(lab, slider, "ArrowRight", 4)
-    expect(readout).to_have_text("7")
-    lab.wait_comm_msgs_handled(mark, VALUE.format(7))
+    move_slider(lab, slider, "ArrowRight", 4, to=7)
     lab.run(1)
     lab.expect_output(1, "the kernel has n = 7")
     lab.wait_kernel_idle()
@@ -243,10 +244,7 @@ def test_ipywidgets_slider_in_a_python_kernel(lab: LabPage) -> None:
     expect_state_requested(lab, mark)
     lab.shot("reloaded")
     # still two-way after the reload
-    mark = len(lab.frames)
-    move_slider(lab, slider, "ArrowLeft", 1)
-    expect(readout).to_have_text("6")
-    lab.wait_comm_msgs_handled(mark, VALUE.format(6))
+    move_slider(lab, slider, "ArrowLeft", 1, to=6)
     lab.run(2)
     lab.expect_output(2, "after the reload the kernel has n = 6")
     lab.wait_kernel_idle()
@@ -318,11 +316,9 @@ def test_deno_widgets_example(lab: LabPage, widget_kernelspecs: dict[str, str]) 
     lab.shot("widgets")
 
     mark = len(lab.frames)
-    move_slider(lab, slider, "ArrowRight", 2)
-    expect(readout).to_have_text("7")
+    move_slider(lab, slider, "ArrowRight", 2, to=7)
     for _ in range(3):
         button.click()
-    lab.wait_comm_msgs_handled(mark, VALUE.format(7))
     lab.wait_comm_msgs_handled(mark, CLICK, count=3)
     lab.run(2)
     lab.expect_output(2, "7")
@@ -357,10 +353,8 @@ def test_deno_widgets_example(lab: LabPage, widget_kernelspecs: dict[str, str]) 
     lab.shot("reloaded")
     # still two-way after the reload
     mark = len(lab.frames)
-    move_slider(lab, slider, "ArrowLeft", 3)
-    expect(readout).to_have_text("4")
+    move_slider(lab, slider, "ArrowLeft", 3, to=4)
     button.click()
-    lab.wait_comm_msgs_handled(mark, VALUE.format(4))
     lab.wait_comm_msgs_handled(mark, CLICK)
     lab.run(6)
     lab.expect_output(6, "4")

@@ -1,10 +1,8 @@
 // Comms in the worker (widgets_runtime.ts): the manager posts what it does to the supervisor,
 // runs the frontend's messages, and sdk/js/widgets.js runs on it unchanged in a real Worker.
 import { assertEquals } from "./asserts.ts";
-import { compileCell } from "../../src/kernelkit/typescript/transform.ts";
-import { workerSource } from "../../src/kernelkit/typescript/supervisor.ts";
 import { denoComms, widgetsModuleUrl, workerComms } from "../../src/kernelkit/typescript/widgets_runtime.ts";
-import { deps } from "./deps.ts";
+import { startWorker } from "./worker_harness.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -85,29 +83,7 @@ Deno.test("widgetsModuleUrl needs widgets.js's one import of the SDK", async () 
 
 Deno.test("widgets.js runs in the worker over its comms: a slider, updated both ways", async () => {
   const widgets = await Deno.readTextFile(new URL("../../src/kernelkit/sdk/js/widgets.js", import.meta.url));
-  const url = URL.createObjectURL(new Blob([workerSource()], { type: "application/javascript" }));
-  const worker = new Worker(url, { type: "module" });
-  const inbox: Any[] = [];
-  let wake = () => {};
-  worker.onmessage = (e) => {
-    if (Deno.env.get("KK_TS_DEBUG")) console.log(e.data);
-    inbox.push(e.data);
-    wake();
-  };
-  const next = async (type: string) => {
-    for (;;) {
-      const i = inbox.findIndex((m) => m.type === type);
-      if (i >= 0) return inbox.splice(i, 1)[0];
-      await new Promise<void>((r) => (wake = r));
-    }
-  };
-  worker.postMessage({ type: "init", flag: new SharedArrayBuffer(16), io: new SharedArrayBuffer(64), widgets });
-  await next("ready");
-  let run = 0;
-  const cell = (code: string) => {
-    const c = compileCell(code, String(++run), deps);
-    worker.postMessage({ type: "run", run, script: c.script, declared: c.declared, hasResult: c.hasResult, silent: false });
-  };
+  const { worker, next, cell, inbox } = await startWorker(widgets);
   try {
     cell('import { IntSlider } from "kernelkit:widgets";\nconst s = new IntSlider({ value: 3 });\ns.observe("value", (c) => console.log(c.new));');
     const done = await next("done");

@@ -1,36 +1,10 @@
 // The worker's source is built from function text (runtime.ts says why): run it in a real
 // Worker and check it is self-contained, runs a cell, keeps its globals and stops a loop.
 import { assertEquals } from "./asserts.ts";
-import { compileCell } from "../../src/kernelkit/typescript/transform.ts";
-import { workerSource } from "../../src/kernelkit/typescript/supervisor.ts";
-import { deps } from "./deps.ts";
+import { startWorker } from "./worker_harness.ts";
 
 Deno.test("the worker runs cells, keeps globals, and a set flag ends a loop", async () => {
-  const url = URL.createObjectURL(new Blob([workerSource()], { type: "application/javascript" }));
-  const worker = new Worker(url, { type: "module" });
-  // deno-lint-ignore no-explicit-any
-  const inbox: any[] = [];
-  let wake = () => {};
-  worker.onmessage = (e) => {
-    if (Deno.env.get("KK_TS_DEBUG")) console.log(e.data);
-    inbox.push(e.data);
-    wake();
-  };
-  const next = async (type: string) => {
-    for (;;) {
-      const i = inbox.findIndex((m) => m.type === type);
-      if (i >= 0) return inbox.splice(i, 1)[0];
-      await new Promise<void>((r) => (wake = r));
-    }
-  };
-  const flag = new Int32Array(new SharedArrayBuffer(16));
-  worker.postMessage({ type: "init", flag: flag.buffer, io: new SharedArrayBuffer(64) });
-  await next("ready");
-  let run = 0;
-  const cell = (code: string) => {
-    const c = compileCell(code, ++run, deps);
-    worker.postMessage({ type: "run", run, script: c.script, declared: c.declared, hasResult: c.hasResult, silent: false });
-  };
+  const { worker, next, cell, inbox, flag } = await startWorker();
   try {
     cell("const kept: number = 41\nconsole.log('hello', { a: 1 })");
     assertEquals((await next("out")).params, { name: "stdout", text: "hello { a: 1 }\n" });
