@@ -87,6 +87,18 @@ def serve(factory: Callable[[], Kernel], label: str, connection_file: str | None
     """Build the kernel, bind its channels and serve until shutdown."""
     # The engine is imported before the kernel is built: a bridge backend launched early
     # (cli._bridge) starts up meanwhile, and a kernel class's own imports are not slowed.
+    from . import dispatch, server, wire  # noqa: F401
+    from .streams import early_streams, restore
+
+    streams = early_streams()  # as ipykernel: output is captured before the kernel exists
+    try:
+        return _serve(factory, label, connection_file, streams)
+    finally:
+        restore(streams)
+
+
+def _serve(factory: Callable[[], Kernel], label: str, connection_file: str | None,
+           streams: Any) -> int:
     from .dispatch import Dispatcher, HookError
     from .server import Server
     from .wire import Session, new_key
@@ -128,7 +140,7 @@ def serve(factory: Callable[[], Kernel], label: str, connection_file: str | None
             f"kernel {label}: cannot listen on {info.ip} ({info.transport}): {exc}"
         ) from None
     try:
-        dispatcher = Dispatcher(kernel, server)
+        dispatcher = Dispatcher(kernel, server, streams)
     except HookError as exc:
         raise StartupError(f"kernel class {label} cannot be used: {exc}") from None
     kernel._dispatcher = dispatcher

@@ -15,7 +15,7 @@ from . import __version__
 TYPE_CHECKING = False  # (not typing's: the bridge's fast path imports as little as it can)
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 # How long a bridge backend may take to answer 'initialize' (s): bridge/kernel.py's default,
 # repeated here so that `kernelkit bridge` can start the backend before importing that module.
@@ -31,7 +31,17 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a kernel (what a kernelspec's argv calls)")
     run.add_argument(
-        "kernel", metavar="KERNEL", help="a built-in kernel name (echo) or module:Class"
+        "kernel", metavar="KERNEL", nargs="?",
+        help="a built-in kernel name (echo) or module:Class",
+    )
+    run.add_argument(
+        "--ipykernel-compat", action="store_true",
+        help="run an ipykernel wrapper kernel unchanged: its imports of ipykernel's "
+        "kernelbase, kernelapp and comm get kernelkit's",
+    )
+    run.add_argument(
+        "-m", "--module", metavar="MODULE",
+        help="with --ipykernel-compat: run MODULE as `python -m MODULE -- ARGS` does",
     )
     run.add_argument(
         "-f",
@@ -84,6 +94,15 @@ def _parser() -> argparse.ArgumentParser:
         help="how Jupyter interrupts the kernel (default: signal)",
     )
 
+    inst.add_argument(
+        "--env", metavar="NAME=VALUE", action="append", default=[], type=_env_pair,
+        help="set NAME in the kernel's environment (the kernelspec's env); repeatable",
+    )
+
+    from .adopt import add_parser as add_adopt_parser
+
+    add_adopt_parser(sub, _env_pair)
+
     sub.add_parser("list", help="list the built-in kernels and installed kernelkit kernelspecs")
 
     rm = sub.add_parser("remove", help="remove an installed kernelkit kernelspec")
@@ -128,20 +147,38 @@ def _fast_bridge(argv: list[str]) -> tuple[str, list[str]] | None:
     return None
 
 
+def _env_pair(text: str) -> tuple[str, str]:
+    import argparse
+
+    name, eq, value = text.partition("=")
+    if not eq or not name or any(c.isspace() for c in name):
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, not {text!r}")
+    return name, value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    return guarded(lambda: _main(argv))
+
+
+def _main(argv: list[str]) -> int:
+    fast = _fast_run(argv)
+    if fast is not None:
+        from .app import launch
+
+        exit_now(launch(*fast))
+    bridge = _fast_bridge(argv)
+    if bridge is not None:
+        exit_now(_bridge(bridge[0], bridge[1], INIT_TIMEOUT))
+    return _command(argv)
+
+
+def guarded(work: Callable[[], int]) -> int:
+    """Run ``work``; a mistake the user can fix exits 2, a kernel that cannot start 1."""
     from .errors import StartupError, UsageError
 
     try:
-        fast = _fast_run(argv)
-        if fast is not None:
-            from .app import launch
-
-            _exit_now(launch(*fast))
-        bridge = _fast_bridge(argv)
-        if bridge is not None:
-            _exit_now(_bridge(bridge[0], bridge[1], INIT_TIMEOUT))
-        return _command(argv)
+        return work()
     except UsageError as exc:
         print(f"kernelkit: error: {exc}", file=sys.stderr)
         return 2
@@ -165,11 +202,9 @@ def _command(argv: list[str]) -> int:
     args.deno_flags = extra  # `install typescript --allow-net …`: Deno's flags for the cells
     args.backend_command = command
     if args.command == "run":
-        from .app import launch
-
-        _exit_now(launch(args.kernel, args.connection_file, args.path))
+        exit_now(_run(args))
     if args.command == "bridge":
-        _exit_now(_bridge(args.connection_file, args.backend_command, args.init_timeout))
+        exit_now(_bridge(args.connection_file, args.backend_command, args.init_timeout))
     if args.command == "install":
         if args.backend_command:
             return _install_bridge(args)
@@ -180,6 +215,10 @@ def _command(argv: list[str]) -> int:
         if args.kernel == "typescript":
             return _install_typescript(args)
         return _install(args)
+    if args.command == "adopt":
+        from .adopt import run as run_adopt
+
+        return run_adopt(args)
     if args.command == "list":
         return _list()
     if args.command == "check":
@@ -194,7 +233,30 @@ def _command(argv: list[str]) -> int:
     raise AssertionError(args.command)
 
 
-def _exit_now(code: int) -> None:
+def _run(args: argparse.Namespace) -> int:
+    from .errors import UsageError
+
+    if not args.ipykernel_compat:
+        if args.module or args.backend_command:
+            raise UsageError("-m MODULE and -- ARGS are for --ipykernel-compat")
+        if not args.kernel:
+            raise UsageError("run needs KERNEL (a built-in name or module:Class)")
+        from .app import launch
+
+        return launch(args.kernel, args.connection_file, args.path)
+    from .compat.run import run_class, run_module
+
+    if args.module:
+        if args.kernel:
+            raise UsageError("give -m MODULE or KERNEL, not both")
+        extra = ["-f", args.connection_file] if args.connection_file else []
+        return run_module(args.module, [*extra, *args.backend_command], args.path)
+    if not args.kernel:
+        raise UsageError("--ipykernel-compat needs -m MODULE or module:Class")
+    return run_class(args.kernel, args.connection_file, args.path)
+
+
+def exit_now(code: int) -> None:
     # The heartbeat thread sits in libzmq's proxy on a context nobody can close
     # safely from here; the kernel's own sockets are already flushed and closed.
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
@@ -250,6 +312,7 @@ def _install_bridge(args: argparse.Namespace) -> int:
     if not args.name:
         raise UsageError("installing a bridge kernel needs --name")
     command = list(args.backend_command)
+    _probe_with_env(args.env)
     exe = shutil.which(command[0])
     if exe is None:
         raise UsageError(f"backend command {command[0]!r} not found")
@@ -274,6 +337,8 @@ def _install_bridge(args: argparse.Namespace) -> int:
         "kernel_protocol_version": "5.5",
         "metadata": spec_metadata({"bridge": command}),
     }
+    if args.env:
+        spec["env"] = dict(args.env)
     dest = install(spec, args.name, target_dir(args.user, args.sys_prefix, args.prefix))
     print(f"installed kernelspec {args.name.lower()} in {dest}")
     return 0
@@ -341,6 +406,7 @@ def _install(args: argparse.Namespace) -> int:
     from .kernelspec import install, make_spec, target_dir
 
     target = resolve(args.kernel)
+    _probe_with_env(args.env)
     path = None
     if args.kernel not in BUILTIN:
         module_file = _module_file(target.partition(":")[0])
@@ -361,9 +427,19 @@ def _install(args: argparse.Namespace) -> int:
         args.interrupt_mode,
         path,
     )
+    if args.env:
+        spec["env"] = dict(args.env)
     dest = install(spec, name, target_dir(args.user, args.sys_prefix, args.prefix))
     print(f"installed kernelspec {name.lower()} in {dest}")
     return 0
+
+
+def _probe_with_env(env: list[tuple[str, str]]) -> None:
+    """Look for the kernel as it will run: with the kernelspec's env (PYTHONPATH among it)."""
+    for name, value in env:
+        os.environ[name] = value
+        if name == "PYTHONPATH":
+            sys.path[:0] = [p for p in value.split(os.pathsep) if p]
 
 
 def _module_file(module: str) -> str | None:

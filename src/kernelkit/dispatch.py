@@ -45,9 +45,11 @@ from types import FrameType
 from typing import Any, Protocol
 
 from . import requests as _req
-from .hooks import HookError, check_hooks
+from . import tables
+from .hooks import HOOK_ARGS, HookError, check_hooks
 from .kernelinfo import complete, kernel_info_problems
 from .streams import Coalescer, OutStream
+from .tables import custom_handler
 from .wire import JSONDict, Message
 
 __all__ = ["Dispatcher", "HookError", "StdinNotImplementedError", "Transport",
@@ -120,10 +122,11 @@ def error_content(exc: BaseException, skip_frames: int = 1) -> JSONDict:
 class Dispatcher:
     """Routes each authentic message to its handler and shapes the reply."""
 
-    def __init__(self, kernel: Any, transport: Transport) -> None:
+    def __init__(self, kernel: Any, transport: Transport,
+                 streams: tuple[OutStream, OutStream] | None = None) -> None:
         self.kernel = kernel
         self.transport = transport
-        self.accepted = check_hooks(kernel)
+        self.plans = check_hooks(kernel)
         # Per thread (each subshell, control): parent, channel, stop_on_error state and
         # the private event loop of async hooks. Owned by that thread alone.
         self._local = threading.local()
@@ -156,8 +159,10 @@ class Dispatcher:
         from . import comms
 
         comms.install(lambda: kernel.comm_manager)
-        self.stdout = OutStream("stdout", self)
-        self.stderr = OutStream("stderr", self)
+        # The streams may already be sys.stdout and sys.stderr (early_streams): a kernel
+        # may have changed them in its __init__, as metakernel replaces stdout's write.
+        self.stdout, self.stderr = streams or (OutStream("stdout", self), OutStream("stderr", self))
+        self.stdout.publisher = self.stderr.publisher = self
 
     # -- the author-facing side (used by kernelkit.Kernel) ----------------------
 
@@ -211,8 +216,10 @@ class Dispatcher:
 
     def capture_output(self) -> None:
         """Route print() and sys.stderr written during hooks to the client, as ipykernel does."""
-        self.stdout.fallback = sys.stdout
-        self.stderr.fallback = sys.stderr
+        if sys.stdout is not self.stdout:
+            self.stdout.fallback = sys.stdout
+        if sys.stderr is not self.stderr:
+            self.stderr.fallback = sys.stderr
         sys.stdout = self.stdout
         sys.stderr = self.stderr
 
@@ -249,6 +256,10 @@ class Dispatcher:
             self.transport.wait_for_subscriber(FIRST_SUBSCRIBER_WAIT)
         if abort_executes and msg_type == "execute_request":
             self._bracketed(channel, msg, lambda: {"status": "aborted"})
+            return
+        custom = custom_handler(self.kernel, channel, msg_type)
+        if custom is not None:  # the kernel's own handler (ipykernel's shell_handlers)
+            self._bracketed(channel, msg, lambda: tables.run(self, channel, msg, custom))
             return
         handler = self._handlers.get(msg_type)
         if handler is not None:
@@ -300,6 +311,37 @@ class Dispatcher:
                 content["execution_count"] = count
             self.transport.send(channel, reply_type, content, msg)
 
+    # -- kernels with their own handlers (tables.py) ------------------------------
+
+    def run_kernel_code(self, fn: Callable[[], Any]) -> Any:
+        """Call a handler of the kernel's own; an async one runs on this thread's loop.
+
+        It takes no hook lock (as comm callbacks take none), so that it can call
+        kernelkit's default handler, which may run a hook.
+        """
+        result = fn()
+        if hasattr(result, "__await__"):
+            result = self._await(result)
+        return result
+
+    def run_default(self) -> None:
+        """kernelkit's handling of the calling thread's request (a kernel's handler's super())."""
+        msg = self.parent
+        if msg is None:
+            raise RuntimeError("the default handler runs only while a request is handled")
+        channel = getattr(self._local, "channel", "shell")
+        handler = self._handlers.get(msg.msg_type)
+        reply = handler(channel, msg) if handler is not None else None
+        if reply is not None and not getattr(self._local, "replied", False):
+            self._local.replied = True
+            self._send_reply(channel, msg, reply)
+
+    def send_as_kernel(self, channel: str, msg_type: str, content: JSONDict, parent: Any = None,
+                       idents: Any = None, metadata: JSONDict | None = None,
+                       buffers: list[bytes] | tuple[bytes, ...] = ()) -> JSONDict:
+        """A kernel's ``session.send``: see tables.send."""
+        return tables.send(self, channel, msg_type, content, parent, idents, metadata, buffers)
+
     # -- calling hooks ------------------------------------------------------------
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> JSONDict:
@@ -309,7 +351,11 @@ class Dispatcher:
         dict every time (a module-level constant), and the dispatcher fills in fields.
         """
         hook = getattr(self.kernel, name)
-        kwargs = {k: v for k, v in kwargs.items() if k in self.accepted[name]}
+        plan = self.plans[name]
+        kwargs = {k: v for k, v in kwargs.items() if k in plan.optional}
+        if plan.by_keyword:  # ipykernel 7's convention (hooks.py)
+            kwargs.update(zip(HOOK_ARGS[name], args, strict=True))
+            args = ()
         lock = None if self.concurrent else self._hook_lock
         if lock is not None:
             if getattr(self._local, "channel", "shell") == "control":

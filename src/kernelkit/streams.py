@@ -62,6 +62,7 @@ that costs no wake-up (``Coalescer._run``).
 from __future__ import annotations
 
 import io
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -277,6 +278,35 @@ class _Publisher(Protocol):
 
     @property
     def streams(self) -> Coalescer: ...
+
+
+class _Unattached:
+    """The publisher of a stream made before its kernel's dispatcher: nothing is a request yet."""
+
+    parent = None
+    streams: Any = None
+
+
+def early_streams() -> tuple[OutStream, OutStream]:
+    """sys.stdout and sys.stderr as OutStreams, before the kernel class is constructed.
+
+    ipykernel builds a kernel after its output streams, and kernels rely on it:
+    metakernel replaces ``sys.stdout.write`` in ``__init__``. Until the dispatcher
+    takes them over, writes go to the real streams. ``restore`` undoes it.
+    """
+    out = OutStream("stdout", _Unattached(), sys.stdout)
+    err = OutStream("stderr", _Unattached(), sys.stderr)
+    sys.stdout, sys.stderr = out, err
+    return out, err
+
+
+def restore(streams: tuple[OutStream, OutStream]) -> None:
+    """Put the real streams back (a kernel that did not start says why on them)."""
+    out, err = streams
+    if sys.stdout is out and out.fallback is not None:
+        sys.stdout = out.fallback
+    if sys.stderr is err and err.fallback is not None:
+        sys.stderr = err.fallback
 
 
 class OutStream(io.TextIOBase):

@@ -1,0 +1,83 @@
+"""``kernelkit run --ipykernel-compat``: a wrapper kernel, unchanged, on kernelkit.
+
+Either ``-m MODULE [-- ARGS]``, which runs the module as ``python -m MODULE ARGS``
+would (its ``__main__`` launches the kernel through ``ipykernel.kernelapp``, which is
+kernelkit's here), or ``module:Class [-f FILE]``, which launches that class.
+``find_kernel`` runs a module's ``__main__`` only as far as its launch, to learn
+which class it launches (``kernelkit adopt``).
+"""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from typing import Any
+
+from ..errors import StartupError, UsageError
+from . import install, kernelapp
+
+
+def run_module(module: str, args: list[str], path: str | None = None) -> int:
+    """Run ``module`` as ``python -m module args`` with ipykernel resolving to kernelkit."""
+    install()
+    if path:
+        sys.path.insert(0, path)
+    sys.argv = [module, *args]
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except ImportError as exc:
+        if getattr(exc, "name", None) and module.startswith(str(exc.name)):
+            raise UsageError(f"no module named {exc.name!r}") from None
+        raise _failed(module, exc) from None
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        raise _failed(module, exc) from None
+    raise StartupError(
+        f"python -m {module} ended without starting a kernel: it never called "
+        "IPKernelApp.launch_instance (or launch_new_instance)"
+    )
+
+
+def run_class(target: str, connection_file: str | None, path: str | None = None) -> int:
+    """Launch ``module:Class`` as ``IPKernelApp.launch_instance(kernel_class=Class)`` would."""
+    install()
+    from ..app import load_class
+
+    cls = load_class(target, path)
+    kernelapp.IPKernelApp.launch_instance(["-f", connection_file] if connection_file else [],
+                                          kernel_class=cls)
+    return 1  # (launch_instance does not return)
+
+
+class _Found(BaseException):
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+
+def find_kernel(module: str, args: list[str] | None = None) -> dict[str, str]:
+    """Which kernel class (and app) ``python -m module`` launches, without starting it."""
+    install()
+    kernelapp.serve_hook = _found
+    sys.argv = [module, *(args or [])]
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except _Found as found:
+        cls = found.app.kernel_class
+        app = type(found.app)
+        return {"kernel": f"{cls.__module__}:{cls.__qualname__}",
+                "app": f"{app.__module__}:{app.__qualname__}"}
+    finally:
+        kernelapp.serve_hook = None
+    raise LookupError(f"python -m {module} does not launch a kernel through IPKernelApp")
+
+
+def _found(app: Any) -> None:
+    raise _Found(app)
+
+
+def _failed(module: str, exc: BaseException) -> StartupError:
+    import traceback
+
+    detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+    return StartupError(f"python -m {module} failed: {type(exc).__name__}: {exc}", detail)
