@@ -116,9 +116,12 @@ def find_kernel(python: str, module: str, args: list[str]) -> str:
         out = Path(tmp) / "found.json"
         code = ("import json, sys\n"
                 "from kernelkit.compat.run import find_kernel\n"
-                "found = find_kernel(sys.argv[2], sys.argv[3:])\n"
-                "open(sys.argv[1], 'w').write(json.dumps(found))\n")
-        args = [a for a in args if "{" not in a]  # placeholders such as {connection_file}
+                "out, module, args = sys.argv[1], sys.argv[2], sys.argv[3:]\n"
+                "found = find_kernel(module, args)\n"
+                "open(out, 'w').write(json.dumps(found))\n")
+        # Jupyter's placeholders, as it would fill them (nothing is started).
+        args = [a.replace("{connection_file}", str(Path(tmp) / "kernel.json"))
+                .replace("{resource_dir}", tmp) for a in args]
         try:
             done = subprocess.run([python, "-c", code, str(out), module, *args],
                                   capture_output=True, text=True, timeout=FIND_TIMEOUT,
@@ -145,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"kernelspec {spec.name!r} cannot be adopted: {cand.reason}")
     name = args.name or f"{spec.name}-kernelkit"
     new = adopted_spec(cand, args.display_name, dict(args.env), given_kernel=bool(args.kernel))
+    if "name" in new:  # (metakernel writes its kernelspec's name into kernel.json)
+        new["name"] = name.lower()
     dest = install(new, name, target_dir(args.user, args.sys_prefix, args.prefix))
     _copy_resources(spec.path, dest)
     print(f"adopted {spec.name} ({cand.kernel}) as kernelspec {name.lower()} in {dest}")

@@ -94,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
     except NoSuchKernel:
         names = ", ".join(sorted(ksm.find_kernel_specs())) or "none"
         return _error(f"no kernelspec named {args.kernel!r} (installed: {names})")
-    samples = samples_mod.builtin(args.kernel, str(spec.language or ""))
+    # A kernelspec made by `kernelkit adopt` runs the same kernel as the one it adopted.
+    adopted = ((spec.metadata or {}).get("kernelkit") or {}).get("adopted")
+    samples = samples_mod.builtin(adopted if isinstance(adopted, str) else args.kernel,
+                                  str(spec.language or ""))
     if args.samples:
         try:
             samples = samples.merged(samples_mod.load(args.samples))

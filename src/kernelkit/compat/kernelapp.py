@@ -75,6 +75,8 @@ class IPKernelApp(metaclass=_AppMeta):
             from .traits import application
 
             cls = application()  # a kernel with config traits is configured from its app
+        global launched
+        launched = True
         app = cls.instance(**kwargs)
         app.initialize(None if argv is None else list(argv))
         app.start()
@@ -93,6 +95,8 @@ def launch_new_instance(argv: Sequence[str] | None = None, **kwargs: Any) -> Non
     IPKernelApp.launch_instance(argv, **kwargs)
 
 
+# Whether an app was launched in this process (a subcommand such as `install` is one).
+launched = False
 # Called instead of serving when set (compat.run.find_kernel: which class is launched).
 serve_hook: Any = None
 

@@ -33,6 +33,8 @@ def run_module(module: str, args: list[str], path: str | None = None) -> int:
         raise
     except BaseException as exc:
         raise _failed(module, exc) from None
+    if kernelapp.launched:
+        return 0  # its app ran a subcommand (`python -m gnuplot_kernel install`) and ended
     raise StartupError(
         f"python -m {module} ended without starting a kernel: it never called "
         "IPKernelApp.launch_instance (or launch_new_instance)"
