@@ -63,8 +63,9 @@ def load_class(name: str, path: str | None = None) -> type[Kernel]:
         hint = ""
         if any(b.startswith("ipykernel.") for b in bases):
             hint = (
-                " (it derives from ipykernel's Kernel:"
-                " change its import to `from kernelkit import Kernel`)"
+                " (it derives from ipykernel's Kernel: run it unchanged with"
+                " `kernelkit run --ipykernel-compat` or `kernelkit adopt`, or change its"
+                " import to `from kernelkit import Kernel`)"
             )
         raise UsageError(f"kernel {name!r}: {attr} is not a kernelkit.Kernel subclass{hint}")
     return obj

@@ -254,6 +254,12 @@ class CommManager:
         return f
 
 
+# A kernel that routes comm messages to these by hand (metakernel puts them in its
+# shell_handlers) gets kernelkit's handling of them (tables.custom_handler).
+for _handler in (CommManager.comm_open, CommManager.comm_msg, CommManager.comm_close):
+    _handler.kernelkit_default = True  # type: ignore[attr-defined]
+
+
 def as_dict(msg: Message) -> dict[str, Any]:
     """A message as comm callbacks expect it (ipykernel's shape: a dict of its parts)."""
     return {

@@ -136,6 +136,8 @@ class Dispatcher:
         # Held while a hook runs, unless the kernel's hooks may run concurrently.
         self._hook_lock = threading.Lock()
         self._count_lock = threading.Lock()  # execution_count, shared by every subshell
+        # Whether the kernel routes some messages itself (ipykernel's tables; tables.py).
+        self._tables = hasattr(kernel, "shell_handlers") or hasattr(kernel, "control_handlers")
         self._handlers: dict[str, Callable[[str, Message], JSONDict | None]] = {
             "execute_request": self._execute,
             "kernel_info_request": self._kernel_info,
@@ -257,7 +259,7 @@ class Dispatcher:
         if abort_executes and msg_type == "execute_request":
             self._bracketed(channel, msg, lambda: {"status": "aborted"})
             return
-        custom = custom_handler(self.kernel, channel, msg_type)
+        custom = custom_handler(self.kernel, channel, msg_type) if self._tables else None
         if custom is not None:  # the kernel's own handler (ipykernel's shell_handlers)
             self._bracketed(channel, msg, lambda: tables.run(self, channel, msg, custom))
             return

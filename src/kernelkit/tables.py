@@ -53,8 +53,8 @@ def run(dispatcher: Dispatcher, channel: str, msg: Message,
     try:
         result = dispatcher.run_kernel_code(lambda: handler(stream, list(msg.identities), raw))
     except (Exception, KeyboardInterrupt) as exc:
-        if local.replied:
-            _log("warning", "%s raised %r after it had replied", name, exc)
+        if local.replied or not msg.msg_type.endswith("_request"):
+            _log("warning", "%s raised %r handling %s", name, exc, msg.msg_type)
             return None
         from .dispatch import error_content
 
@@ -98,11 +98,7 @@ def _completed_kernel_info(dispatcher: Dispatcher, content: JSONDict) -> JSONDic
         ours = dispatcher.kernel_info()
     except Exception:
         return content
-    merged = {**ours, **content}
-    if isinstance(ours.get("language_info"), dict) and isinstance(
-        content.get("language_info"), dict
-    ):
-        merged["language_info"] = {**ours["language_info"], **content["language_info"]}
+    merged = {**ours, **content}  # (a language_info of its own is kept whole, completed)
     return complete(_Info(merged, dispatcher.kernel), dispatcher.subshells)
 
 

@@ -7,7 +7,7 @@ temporary root directory and its own settings, workspaces and runtime directorie
 stopped (kernels first) when the suite ends, whether or not its tests passed.
 
 Nothing here skips: without Playwright or Chromium every test errors, naming what to install
-(`.ci/install-browser.sh` installs Debian's Chromium).
+(`.ci/install-system.sh` installs Debian's Chromium).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def find_chromium() -> str:
             return found
     pytest.fail(
         "Chromium is not installed: the end-to-end tests drive Debian's Chromium "
-        "(run `bash .ci/install-browser.sh`, i.e. `apt-get install -y chromium`, or set "
+        "(run `bash .ci/install-system.sh`, i.e. `apt-get install -y chromium`, or set "
         "KERNELKIT_E2E_CHROMIUM to a Chromium executable)",
         pytrace=False,
     )

@@ -17,18 +17,22 @@ from ..errors import StartupError, UsageError
 from . import install, kernelapp
 
 
+def _install() -> None:
+    try:
+        install()
+    except RuntimeError as exc:
+        raise StartupError(str(exc)) from None
+
+
 def run_module(module: str, args: list[str], path: str | None = None) -> int:
     """Run ``module`` as ``python -m module args`` with ipykernel resolving to kernelkit."""
-    install()
+    _install()
     if path:
         sys.path.insert(0, path)
+    _must_exist(module)
     sys.argv = [module, *args]
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
-    except ImportError as exc:
-        if getattr(exc, "name", None) and module.startswith(str(exc.name)):
-            raise UsageError(f"no module named {exc.name!r}") from None
-        raise _failed(module, exc) from None
     except SystemExit:
         raise
     except BaseException as exc:
@@ -43,13 +47,26 @@ def run_module(module: str, args: list[str], path: str | None = None) -> int:
 
 def run_class(target: str, connection_file: str | None, path: str | None = None) -> int:
     """Launch ``module:Class`` as ``IPKernelApp.launch_instance(kernel_class=Class)`` would."""
-    install()
+    _install()
     from ..app import load_class
 
     cls = load_class(target, path)
     kernelapp.IPKernelApp.launch_instance(["-f", connection_file] if connection_file else [],
                                           kernel_class=cls)
     return 1  # (launch_instance does not return)
+
+
+def _must_exist(module: str) -> None:
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module)
+    except ImportError as exc:
+        found, missing = None, exc.name or module
+    else:
+        missing = module
+    if found is None:
+        raise UsageError(f"no module named {missing!r}")
 
 
 class _Found(BaseException):

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the tests need from Debian when it is missing: Chromium for the end-to-end
+# tests (tests/e2e), zsh and gnuplot for the real wrapper kernels kernelkit adopts
+# (tests/test_adopt.py: zsh-jupyter-kernel and gnuplot_kernel drive them).
+# Idempotent. Playwright's own browser download is not used: CI machines reach package
+# registries only. Needs root, or sudo.
+set -euo pipefail
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v zsh >/dev/null 2>&1 || missing+=(zsh)
+command -v gnuplot >/dev/null 2>&1 || missing+=(gnuplot-nox)
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "system packages: present (chromium, zsh, gnuplot)"
+    exit 0
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update
+$sudo apt-get install -y "${missing[@]}"
+command -v chromium zsh gnuplot
