@@ -117,10 +117,11 @@ def setup(venv: Path) -> dict[str, str]:
     return env
 
 
-def versions(venv: Path, env: dict[str, str]) -> dict[str, str]:
+def versions(venv: Path, env: dict[str, str],
+             names: list[str] = VERSIONS_OF) -> dict[str, str]:
     out = sh([str(venv / "bin" / "python"), "-m", "pip", "list", "--format", "json"], env=env)
     have = {p["name"].lower(): p["version"] for p in json.loads(out)}
-    return {name: have.get(name.lower(), "?") for name in VERSIONS_OF}
+    return {name: have.get(name.lower(), "?") for name in names}
 
 
 def check(venv: Path, env: dict[str, str], kernel: str, timeout: float) -> dict[str, Any]:

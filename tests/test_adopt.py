@@ -2,8 +2,9 @@
 
 Each kernel is installed with its own installer, as its README says, then adopted;
 both kernelspecs are started through jupyter_client and must give the same output.
-zsh and gnuplot come from Debian (.ci/install-system.sh). The checker's comparison
-(every check passed on ipykernel passes adopted) is in test_adopt_checks.py.
+zsh and gnuplot come from Debian (.ci/install-system.sh). ``kernelkit check`` runs on
+both, with the built-in samples for the kernel's language: every check a kernel passes
+on ipykernel must pass adopted.
 """
 
 from __future__ import annotations
@@ -31,7 +32,35 @@ KERNELS: dict[str, tuple[list[str], str, str, str]] = {
                        "(define (sq x) (* x x)) (display (sq 9))", "81"),
     "gnuplot": (["gnuplot_kernel", "install"], "gnuplot_kernel.kernel:GnuplotKernel",
                 'print sprintf("gp%d", 6*7)', "gp42"),
+    # metakernel's own example kernels: on PyPI as 2015 sdists whose setup.py no longer
+    # builds, so their one module is unpacked beside its kernelspec (see _from_sdist).
+    "metakernel_python": ([], "metakernel_python:MetaKernelPython", "print('p', 6 * 7)",
+                          "p 42\n"),
+    "metakernel_echo": ([], "metakernel_echo:MetaKernelEcho", "said", "'said'"),
 }
+
+
+def _from_sdist(package: str, root: Path) -> None:
+    """Download ``package``'s sdist from PyPI and install its kernelspec as its setup.py
+    would (``python -m package``), with the module found through the kernelspec's env."""
+    import subprocess
+    import zipfile
+
+    downloads = root / "sdists"
+    done = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                           "--no-binary", ":all:", "-d", str(downloads), f"{package}==0.11.3"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    [archive] = downloads.glob(f"{package}-*.zip")
+    with zipfile.ZipFile(archive) as z:
+        z.extractall(downloads)
+    source = downloads / archive.name.removesuffix(".zip")
+    spec = {"argv": [sys.executable, "-m", package, "-f", "{connection_file}"],
+            "display_name": package, "env": {"PYTHONPATH": str(source)},
+            "language": "python" if package.endswith("python") else "text"}
+    folder = root / "share" / "jupyter" / "kernels" / package
+    folder.mkdir(parents=True)
+    (folder / "kernel.json").write_text(json.dumps(spec))
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +73,12 @@ def prefix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("JUPYTER_PATH", os.pathsep.join([str(share), os.environ["JUPYTER_PATH"]]))
         for name, (installer, *_rest) in KERNELS.items():
-            done = subprocess.run([sys.executable, "-m", *installer, "--prefix", str(root)],
-                                  capture_output=True, text=True, timeout=120)
-            assert (share / "kernels" / name / "kernel.json").exists(), (name, done.stderr)
+            if installer:
+                done = subprocess.run([sys.executable, "-m", *installer, "--prefix", str(root)],
+                                      capture_output=True, text=True, timeout=120)
+                assert (share / "kernels" / name / "kernel.json").exists(), (name, done.stderr)
+            else:
+                _from_sdist(name, root)
             done = kernelkit("adopt", name, "--prefix", str(root), timeout=180)
             assert done.returncode == 0, (name, done.stderr)
         yield root
@@ -214,3 +246,19 @@ def test_what_cannot_be_adopted_says_why(prefix: Path) -> None:
         done = kernelkit("adopt", name, "--prefix", str(prefix))
         assert done.returncode == 2, done.stderr
         assert why in done.stderr
+
+
+def _check(name: str) -> dict[str, str]:
+    done = kernelkit("check", name, "--json", timeout=600)
+    assert done.returncode in (0, 1), done.stderr
+    return {c["check"]: f"{c['result']}: {c['reason']}" for c in json.loads(done.stdout)["results"]}
+
+
+@pytest.mark.parametrize("name", list(KERNELS))
+def test_every_check_passed_on_ipykernel_passes_adopted(prefix: Path, name: str) -> None:
+    theirs, ours = _check(name), _check(f"{name}-kernelkit")
+    passed = [check for check, result in theirs.items() if result.startswith("pass")]
+    assert passed, theirs  # the samples for its language did run
+    lost = {check: (theirs[check], ours.get(check)) for check in passed
+            if not ours.get(check, "").startswith("pass")}
+    assert not lost, lost

@@ -93,7 +93,8 @@ def examine(spec: InstalledSpec, kernel: str | None = None, find: bool = True) -
         cand.kernel = kernel
     elif find:
         try:
-            cand.kernel = find_kernel(_python(cand.python), cand.module, cand.args)
+            cand.kernel = find_kernel(_python(cand.python), cand.module, cand.args,
+                                      spec.spec.get("env"))
         except LookupError as exc:
             cand.reason = str(exc)
     return cand
@@ -110,8 +111,13 @@ def _python(exe: str) -> str:
     return shutil.which(exe) or exe
 
 
-def find_kernel(python: str, module: str, args: list[str]) -> str:
-    """``module:Class`` that ``python -m module args`` launches (LookupError says why not)."""
+def find_kernel(python: str, module: str, args: list[str],
+                env: dict[str, str] | None = None) -> str:
+    """``module:Class`` that ``python -m module args`` launches (LookupError says why not).
+
+    It runs with the kernelspec's ``env``, as Jupyter would run the kernel: a module found
+    through its PYTHONPATH is found here too.
+    """
     with tempfile.TemporaryDirectory(prefix="kernelkit-adopt-") as tmp:
         out = Path(tmp) / "found.json"
         code = ("import json, sys\n"
@@ -125,7 +131,8 @@ def find_kernel(python: str, module: str, args: list[str]) -> str:
         try:
             done = subprocess.run([python, "-c", code, str(out), module, *args],
                                   capture_output=True, text=True, timeout=FIND_TIMEOUT,
-                                  stdin=subprocess.DEVNULL, cwd=tmp)
+                                  stdin=subprocess.DEVNULL, cwd=tmp,
+                                  env={**os.environ, **_strings(env)})
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise LookupError(f"running {python} failed: {exc}") from None
         if not out.exists():
@@ -135,6 +142,12 @@ def find_kernel(python: str, module: str, args: list[str]) -> str:
                 last = f"kernelkit is not installed in {python}"
             raise LookupError(f"could not learn its kernel class: {last}")
         return str(json.loads(out.read_text())["kernel"])
+
+
+def _strings(env: Any) -> dict[str, str]:
+    if not isinstance(env, dict):
+        return {}
+    return {str(k): str(v) for k, v in env.items()}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -84,8 +84,12 @@ def find_kernel(module: str, args: list[str] | None = None) -> dict[str, str]:
     except _Found as found:
         cls = found.app.kernel_class
         app = type(found.app)
-        return {"kernel": f"{cls.__module__}:{cls.__qualname__}",
-                "app": f"{app.__module__}:{app.__qualname__}"}
+
+        def name(obj: Any) -> str:  # a class of the module run as __main__ is the module's
+            where = module if obj.__module__ == "__main__" else obj.__module__
+            return f"{where}:{obj.__qualname__}"
+
+        return {"kernel": name(cls), "app": name(app)}
     finally:
         kernelapp.serve_hook = None
     raise LookupError(f"python -m {module} does not launch a kernel through IPKernelApp")

@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Adopt real ipykernel wrapper kernels and compare them on both engines: docs/compatibility.md.
+
+    python3 scripts/compatibility.py [--venv DIR] [--kernels K1,K2] [--runs N] [--no-write]
+
+Run it with a Python that has pyzmq and psutil (the project's test venv does): the
+measuring client is bench/client.py. It makes (or reuses) a virtual environment with
+kernelkit (editable, from this checkout), rich, jupyter_client, ipykernel and the wrapper
+kernels from PyPI, in isolated Jupyter directories; installs each kernel with its own
+installer (as its README says) and adopts it with ``kernelkit adopt``. For each kernel, on
+ipykernel and adopted on kernelkit, it records:
+
+* ``kernelkit check`` (built-in samples for the kernel's language): passed, failed, skipped,
+  and every check whose result differs between the two;
+* start-up: launch to the first kernel_info_reply, the median of ``--runs`` starts;
+* RSS of the kernel process and its children after start-up and 20 executes of its sample.
+
+zsh and gnuplot must be installed (Debian: ``apt-get install zsh gnuplot-nox``). The
+results replace what is between the ``results`` markers of docs/compatibility.md; the
+rest (the findings, written by hand) is left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+
+from conformance import check, sh, versions  # noqa: E402  (the same venv and checker conventions)
+
+DOC = ROOT / "docs" / "compatibility.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+# kernelspec name: (its installer, as `python -m ...`, a sample that prints)
+KERNELS: dict[str, tuple[list[str], str]] = {
+    "echo": (["echo_kernel.install", "--sys-prefix"], "hello"),
+    "bash": (["bash_kernel.install", "--sys-prefix"], "echo hello"),
+    "zsh": (["zsh_jupyter_kernel.install", "--sys-prefix"], "echo hello"),
+    "calysto_scheme": (["calysto_scheme", "install", "--sys-prefix"], '(display "hello")'),
+    "gnuplot": (["gnuplot_kernel", "install", "--sys-prefix"], 'print "hello"'),
+}
+PACKAGES = ["rich", "jupyter_client", "ipykernel", "echo_kernel", "bash_kernel",
+            "zsh-jupyter-kernel", "metakernel", "calysto_scheme", "gnuplot_kernel", "ipywidgets"]
+VERSIONS_OF = ["kernelkit", "ipykernel", "echo-kernel", "bash_kernel", "zsh-jupyter-kernel",
+               "metakernel", "calysto_scheme", "gnuplot_kernel", "pyzmq"]
+
+
+def setup(venv: Path) -> dict[str, str]:
+    """The venv, each kernel installed its own way and adopted, and the env to run them in."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        sh([sys.executable, "-m", "venv", str(venv)])
+    sh([str(python), "-m", "pip", "install", "-q", "-e", str(ROOT), *PACKAGES])
+    jupyter = venv / "jupyter"
+    env = dict(os.environ)
+    env.update({
+        "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        "VIRTUAL_ENV": str(venv),
+        "JUPYTER_DATA_DIR": str(jupyter / "data"),
+        "JUPYTER_CONFIG_DIR": str(jupyter / "config"),
+        "JUPYTER_RUNTIME_DIR": str(jupyter / "runtime"),
+        "JUPYTER_PATH": str(venv / "share" / "jupyter"),
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "COLUMNS": "200",
+    })
+    env.pop("PYTHONPATH", None)
+    for name, (installer, _sample) in KERNELS.items():
+        sh([str(python), "-m", *installer], env=env, cwd=tempfile.gettempdir())
+        sh([str(python), "-m", "kernelkit", "adopt", name, "--sys-prefix"], env=env)
+    return env
+
+
+def measure(venv: Path, env: dict[str, str], kernel: str, sample: str,
+            runs: int) -> dict[str, float]:
+    """Median start-up (ms) over ``runs`` starts, and RSS (MB) after 20 executes."""
+    import json
+
+    import zmq
+    from bench.client import Running
+
+    argv = json.loads((venv / "share/jupyter/kernels" / kernel / "kernel.json").read_text())["argv"]
+    argv = [str(venv / "bin" / "python") if a in ("python", "python3") else a for a in argv]
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    starts, rss = [], []
+    try:
+        for _ in range(runs):
+            running = Running(kernel, argv, env)
+            try:
+                running.start(ctx)
+                starts.append(running.startup_s * 1000)
+                for _ in range(20):
+                    running.execute(sample)
+                rss.append(running.rss_mb())
+            finally:
+                running.stop()
+    finally:
+        ctx.term()
+    return {"startup_ms": statistics.median(starts), "rss_mb": statistics.median(rss)}
+
+
+def differences(ipy: dict[str, Any], ours: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(check, on ipykernel, adopted) for every check whose result differs."""
+    theirs = {c["check"]: c for c in ipy["results"]}
+    out = []
+    for c in ours["results"]:
+        other = theirs.get(c["check"])
+        if other is not None and other["result"] != c["result"]:
+            out.append((c["check"], _cell(other), _cell(c)))
+    return out
+
+
+def _cell(c: dict[str, Any]) -> str:
+    reason = c["reason"].replace("|", "\\|").replace("\n", " ")
+    reason = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in reason)
+    return f"{c['result']}: {reason}"
+
+
+def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    lines = [
+        f"Generated {meta['date']} on {meta['machine']} by",
+        "",
+        f"```bash\n{meta['command']}\n```",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+        + f", Python {meta['python']}. Start-up: median of {meta['runs']} starts (launch to "
+        "the first kernel_info_reply); RSS: the kernel process and its children after 20 "
+        "executes.",
+        "",
+        "| kernel | on ipykernel: checks (pass / fail / skip) | start-up | RSS "
+        "| adopted on kernelkit: checks | start-up | RSS | every ipykernel pass passes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        a, b = r["ipykernel"], r["kernelkit"]
+        sa, sb = a["check"]["summary"], b["check"]["summary"]
+        passed = {c["check"] for c in a["check"]["results"] if c["result"] == "pass"}
+        kept = passed <= {c["check"] for c in b["check"]["results"] if c["result"] == "pass"}
+        lines.append(
+            f"| `{r['kernel']}` | {sa['pass']} / {sa['fail']} / {sa['skip']} "
+            f"| {a['startup_ms']:.0f} ms | {a['rss_mb']:.1f} MB "
+            f"| {sb['pass']} / {sb['fail']} / {sb['skip']} "
+            f"| {b['startup_ms']:.0f} ms | {b['rss_mb']:.1f} MB | {'yes' if kept else '**no**'} |")
+    for r in rows:
+        diffs = differences(r["ipykernel"]["check"], r["kernelkit"]["check"])
+        lines += ["", f"### `{r['kernel']}`: checks whose result differs", ""]
+        if not diffs:
+            lines.append("None.")
+            continue
+        lines += ["| check | on ipykernel | adopted on kernelkit |", "|---|---|---|"]
+        lines += [f"| `{name}` | {x} | {y} |" for name, x, y in diffs]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--venv", default=str(Path(tempfile.gettempdir())
+                                              / "kernelkit-compatibility"),
+                        help="virtual environment to make or reuse")
+    parser.add_argument("--kernels", default=",".join(KERNELS))
+    parser.add_argument("--runs", type=int, default=5, help="starts per kernel (default 5)")
+    parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--no-write", action="store_true", help="print, do not edit the doc")
+    args = parser.parse_args()
+    venv = Path(args.venv).resolve()
+    env = setup(venv)
+    t0 = time.time()
+    rows = []
+    for kernel in [k for k in args.kernels.split(",") if k]:
+        row: dict[str, Any] = {"kernel": kernel}
+        for engine, name in (("ipykernel", kernel), ("kernelkit", f"{kernel}-kernelkit")):
+            row[engine] = {"check": check(venv, env, name, args.timeout),
+                           **measure(venv, env, name, KERNELS[kernel][1], args.runs)}
+        rows.append(row)
+    uname = platform.uname()
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{uname.system} {uname.release} {uname.machine}, {os.cpu_count()} cores",
+        "command": " ".join(["python3", "scripts/compatibility.py", *sys.argv[1:]]),
+        "versions": versions(venv, env, VERSIONS_OF),
+        "python": platform.python_version(),
+        "runs": args.runs,
+    }
+    text = markdown(rows, meta)
+    print(f"compared {len(rows)} kernels in {time.time() - t0:.0f}s", file=sys.stderr)
+    if args.no_write:
+        print(text)
+        return 0
+    doc = DOC.read_text(encoding="utf-8") if DOC.exists() else f"{START}\n{END}\n"
+    head, rest = doc.split(START, 1)
+    _, tail = rest.split(END, 1)
+    DOC.write_text(f"{head}{START}\n{text}\n{END}{tail}", encoding="utf-8")
+    print(f"wrote {DOC}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
