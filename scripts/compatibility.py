@@ -10,6 +10,8 @@ kernels from PyPI, in isolated Jupyter directories; installs each kernel with it
 installer (as its README says) and adopts it with ``kernelkit adopt``. For each kernel, on
 ipykernel and adopted on kernelkit, it records:
 
+The kernels are tests/support/wrapper_kernels.py's, the ones tests/test_adopt.py adopts.
+
 * ``kernelkit check`` (built-in samples for the kernel's language): passed, failed, skipped,
   and every check whose result differs between the two;
 * start-up: launch to the first kernel_info_reply, the median of ``--runs`` starts;
@@ -34,20 +36,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "tests" / "support")]
 
 from conformance import check, sh, versions  # noqa: E402  (the same venv and checker conventions)
+from wrapper_kernels import KERNELS, install  # noqa: E402  (the kernels test_adopt.py adopts)
 
 DOC = ROOT / "docs" / "compatibility.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-# kernelspec name: (its installer, as `python -m ...`, a sample that prints)
-KERNELS: dict[str, tuple[list[str], str]] = {
-    "echo": (["echo_kernel.install", "--sys-prefix"], "hello"),
-    "bash": (["bash_kernel.install", "--sys-prefix"], "echo hello"),
-    "zsh": (["zsh_jupyter_kernel.install", "--sys-prefix"], "echo hello"),
-    "calysto_scheme": (["calysto_scheme", "install", "--sys-prefix"], '(display "hello")'),
-    "gnuplot": (["gnuplot_kernel", "install", "--sys-prefix"], 'print "hello"'),
-}
 PACKAGES = ["rich", "jupyter_client", "ipykernel", "echo_kernel", "bash_kernel",
             "zsh-jupyter-kernel", "metakernel", "calysto_scheme", "gnuplot_kernel", "ipywidgets"]
 VERSIONS_OF = ["kernelkit", "ipykernel", "echo-kernel", "bash_kernel", "zsh-jupyter-kernel",
@@ -73,9 +68,15 @@ def setup(venv: Path) -> dict[str, str]:
         "COLUMNS": "200",
     })
     env.pop("PYTHONPATH", None)
-    for name, (installer, _sample) in KERNELS.items():
-        sh([str(python), "-m", *installer], env=env, cwd=tempfile.gettempdir())
-        sh([str(python), "-m", "kernelkit", "adopt", name, "--sys-prefix"], env=env)
+    saved = dict(os.environ)
+    os.environ.update(env)  # (the installers find Jupyter's paths in it)
+    try:
+        for name in KERNELS:
+            install(name, venv, ["--sys-prefix"], str(python))
+            sh([str(python), "-m", "kernelkit", "adopt", name, "--sys-prefix"], env=env)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     return env
 
 
@@ -178,7 +179,7 @@ def main() -> int:
         row: dict[str, Any] = {"kernel": kernel}
         for engine, name in (("ipykernel", kernel), ("kernelkit", f"{kernel}-kernelkit")):
             row[engine] = {"check": check(venv, env, name, args.timeout),
-                           **measure(venv, env, name, KERNELS[kernel][1], args.runs)}
+                           **measure(venv, env, name, KERNELS[kernel].code, args.runs)}
         rows.append(row)
     uname = platform.uname()
     meta = {

@@ -11,74 +11,26 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from wrapper_kernels import KERNELS, install
 
 from conftest import kernelkit
-
-# kernelspec name: (its installer's arguments to `python -m`, module:Class, code, output)
-KERNELS: dict[str, tuple[list[str], str, str, str]] = {
-    "echo": (["echo_kernel.install"], "echo_kernel.kernel:EchoKernel", "hello", "hello"),
-    "bash": (["bash_kernel.install"], "bash_kernel.kernel:BashKernel",
-             "x=6; echo $((x * 7))", "42\n"),
-    "zsh": (["zsh_jupyter_kernel.install"], "zsh_jupyter_kernel.kernel:ZshKernel",
-            "print -r -- ${(U):-shout}", "SHOUT\r\n"),
-    "calysto_scheme": (["calysto_scheme", "install"], "calysto_scheme.kernel:CalystoScheme",
-                       "(define (sq x) (* x x)) (display (sq 9))", "81"),
-    "gnuplot": (["gnuplot_kernel", "install"], "gnuplot_kernel.kernel:GnuplotKernel",
-                'print sprintf("gp%d", 6*7)', "gp42"),
-    # metakernel's own example kernels: on PyPI as 2015 sdists whose setup.py no longer
-    # builds, so their one module is unpacked beside its kernelspec (see _from_sdist).
-    "metakernel_python": ([], "metakernel_python:MetaKernelPython", "print('p', 6 * 7)",
-                          "p 42\n"),
-    "metakernel_echo": ([], "metakernel_echo:MetaKernelEcho", "said", "'said'"),
-}
-
-
-def _from_sdist(package: str, root: Path) -> None:
-    """Download ``package``'s sdist from PyPI and install its kernelspec as its setup.py
-    would (``python -m package``), with the module found through the kernelspec's env."""
-    import subprocess
-    import zipfile
-
-    downloads = root / "sdists"
-    done = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-                           "--no-binary", ":all:", "-d", str(downloads), f"{package}==0.11.3"],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    [archive] = downloads.glob(f"{package}-*.zip")
-    with zipfile.ZipFile(archive) as z:
-        z.extractall(downloads)
-    source = downloads / archive.name.removesuffix(".zip")
-    spec = {"argv": [sys.executable, "-m", package, "-f", "{connection_file}"],
-            "display_name": package, "env": {"PYTHONPATH": str(source)},
-            "language": "python" if package.endswith("python") else "text"}
-    folder = root / "share" / "jupyter" / "kernels" / package
-    folder.mkdir(parents=True)
-    (folder / "kernel.json").write_text(json.dumps(spec))
 
 
 @pytest.fixture(scope="module")
 def prefix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The kernels installed by their own installers, then adopted, in one prefix."""
-    import subprocess
-
     root = tmp_path_factory.mktemp("adopt")
     share = root / "share" / "jupyter"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("JUPYTER_PATH", os.pathsep.join([str(share), os.environ["JUPYTER_PATH"]]))
-        for name, (installer, *_rest) in KERNELS.items():
-            if installer:
-                done = subprocess.run([sys.executable, "-m", *installer, "--prefix", str(root)],
-                                      capture_output=True, text=True, timeout=120)
-                assert (share / "kernels" / name / "kernel.json").exists(), (name, done.stderr)
-            else:
-                _from_sdist(name, root)
+        for name in KERNELS:
+            install(name, root, ["--prefix", str(root)])
             done = kernelkit("adopt", name, "--prefix", str(root), timeout=180)
             assert done.returncode == 0, (name, done.stderr)
         yield root
@@ -88,8 +40,8 @@ def test_adopt_list_says_what_can_be_adopted_and_why_not(prefix: Path) -> None:
     done = kernelkit("adopt", "--list", timeout=300)
     assert done.returncode == 0, done.stderr
     lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.strip()}
-    for name, (_installer, target, *_rest) in KERNELS.items():
-        assert lines[name].endswith(f"can be adopted: {target}"), lines[name]
+    for name, kernel in KERNELS.items():
+        assert lines[name].endswith(f"can be adopted: {kernel.target}"), lines[name]
         assert "already" in lines[f"{name}-kernelkit"]
     assert "ipykernel's own IPython kernel" in lines["python3"]
     assert "kernelkit kernel already" in lines["kk-commands"]
@@ -144,7 +96,7 @@ def _text(out: list[tuple[str, Any]]) -> str:
 
 @pytest.mark.parametrize("name", list(KERNELS))
 def test_an_adopted_kernel_gives_the_same_output_as_on_ipykernel(prefix: Path, name: str) -> None:
-    code, expected = KERNELS[name][2], KERNELS[name][3]
+    code, expected = KERNELS[name].code, KERNELS[name].output
     ours_info, ours, ours_reply = _run(f"{name}-kernelkit", code)
     theirs_info, theirs, theirs_reply = _run(name, code)
     assert expected in _text(theirs)  # the sample does what it says on ipykernel...
