@@ -65,6 +65,7 @@ def setup(venv: Path) -> dict[str, str]:
         "JUPYTER_RUNTIME_DIR": str(jupyter / "runtime"),
         "JUPYTER_PATH": str(venv / "share" / "jupyter"),
         "JUPYTER_PLATFORM_DIRS": "1",
+        "IPYTHONDIR": str(jupyter / "ipython"),  # (metakernel's history files)
         "COLUMNS": "200",
     })
     env.pop("PYTHONPATH", None)

@@ -29,6 +29,8 @@ def prefix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     share = root / "share" / "jupyter"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("JUPYTER_PATH", os.pathsep.join([str(share), os.environ["JUPYTER_PATH"]]))
+        # metakernel keeps each language's history in IPython's folder: not the user's.
+        mp.setenv("IPYTHONDIR", str(root / "ipython"))
         for name in KERNELS:
             install(name, root, ["--prefix", str(root)])
             done = kernelkit("adopt", name, "--prefix", str(root), timeout=180)

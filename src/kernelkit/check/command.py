@@ -24,8 +24,10 @@ Launch an installed kernelspec through jupyter_client and check that it speaks t
 Jupyter messaging protocol (5.x): every message is validated, and the checks cover
 kernel_info, execute, introspection, stdin, interrupt, control, subshells, comms,
 heartbeat, security and lifecycle. Code samples come from --samples FILE (TOML) or the
-built-in samples for kernelkit-echo, echo, python3, xpython and deno (a [comm] sample
-names a comm target that echoes). Exit code 1 if a check failed."""
+built-in samples for kernelkit-echo, echo, python3, xpython and deno, and for the
+languages python, bash, zsh, scheme and gnuplot (a kernelspec made by `kernelkit adopt`
+gets the samples of the one it adopted; a [comm] sample names a comm target that
+echoes). Exit code 1 if a check failed."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -152,6 +152,57 @@ DENO = {
     "is_complete": {"complete": "let x = 1;", "incomplete": "function f() {"},
 }
 
+# The pexpect wrapper kernels below, as they behave on ipykernel. A sample is left out
+# where the kernel cannot do it, so that its checks are skipped rather than faked.
+
+# bash_kernel (PyPI bash_kernel). A nonzero exit status is its error, with ename "";
+# no stdin, no execute_result, inspect answers found: false, is_complete "unknown".
+BASH = {
+    "hello": {"code": 'echo "hello, world"', "output": "hello, world"},
+    "error": {"code": "false"},
+    "long_running": {"code": "echo started; while true; do :; done", "started": "started"},
+    "complete": {"code": "ech", "match": "echo"},
+}
+
+# zsh-jupyter-kernel (PyPI zsh-jupyter-kernel). A failing command is answered "ok" and
+# unfinished code (a continuation prompt) wedges the kernel, so there is no error sample;
+# no stdin and no execute_result. Inspect runs man(1) on the word.
+ZSH = {
+    "hello": {"code": 'echo "hello, world"', "output": "hello, world"},
+    "long_running": {"code": "echo started; while true; do :; done", "started": "started"},
+    "complete": {"code": "ech", "match": "echo"},
+    "inspect": {"code": "echo"},
+    "is_complete": {"complete": "echo hi", "incomplete": "if true; then"},
+}
+
+# Calysto Scheme (PyPI calysto_scheme, on metakernel); input asks on stdin.
+SCHEME = {
+    "hello": {"code": '(display "hello, world")', "output": "hello, world"},
+    "error": {"code": "(/ 1 0)", "ename": "RunTimeError"},
+    "long_running": {
+        "code": '(print "started")\n(define (loop) (loop))\n(loop)\n',
+        "started": "started",
+    },
+    "input": {"code": '(print "got" (input "say something: "))', "prompt": "say something: "},
+    "expression": {"code": "(* 6 7)", "result": "42"},
+    "complete": {"code": "disp", "match": "display"},
+    "inspect": {"code": "display"},
+    "is_complete": {"complete": "(define x 1)", "incomplete": "(define (f x)"},
+}
+
+# gnuplot_kernel (PyPI gnuplot_kernel, on metakernel). Its output comes as the
+# execute_result when the command ends. No long_running: the output shows only at the
+# end, the kernel gives up on a command after 30 s (and is wedged then), and an
+# interrupted command is answered "ok". No stdin; is_complete is metakernel's default,
+# which looks only for a trailing newline. Completion is of metakernel's magics only.
+GNUPLOT = {
+    "hello": {"code": 'print "hello, world"', "output": "hello, world"},
+    "error": {"code": "nosuchcommand"},
+    "expression": {"code": "print 6*7", "result": "42"},
+    "complete": {"code": "%gnup", "match": "%gnuplot"},
+    "inspect": {"code": "print"},
+}
+
 # Built-in samples by kernelspec name: the kernels this project ships and common peers.
 BY_NAME: dict[str, dict[str, dict[str, str]]] = {
     "kernelkit-echo": ECHO,
@@ -163,6 +214,10 @@ BY_NAME: dict[str, dict[str, dict[str, str]]] = {
 # ... and by the kernelspec's language, for kernels installed under other names.
 BY_LANGUAGE: dict[str, dict[str, dict[str, str]]] = {
     "python": PYTHON,
+    "bash": BASH,
+    "zsh": ZSH,
+    "scheme": SCHEME,
+    "gnuplot": GNUPLOT,
 }
 
 
