@@ -375,6 +375,7 @@ def test_ipykernel_subclass_gets_the_import_hint(tmp_path: Path, conn_file: Path
     line = assert_usage_error(done)
     assert "OldStyleKernel is not a kernelkit.Kernel subclass" in line
     assert "from kernelkit import Kernel" in line
+    assert "--ipykernel-compat" in line and "kernelkit adopt" in line
 
 
 def test_connection_file_not_json(tmp_path: Path) -> None:
@@ -890,6 +891,33 @@ def test_install_module_from_current_folder(tmp_path: Path, data_dir: Path) -> N
         out = stdout_of(kc, "hi")
         assert out.startswith("mymod:hi cwd=")
         assert os.path.samefile(out.split("cwd=", 1)[1], elsewhere)
+
+
+def test_install_env_finds_a_module_outside_site_packages(tmp_path: Path, data_dir: Path) -> None:
+    """--env PYTHONPATH=DIR: the kernelspec's env, and the module is found at install too."""
+    kernels = tmp_path / "my-kernels"
+    kernels.mkdir()
+    (kernels / "kk_cli_envmod.py").write_text(MYMOD)
+    done = cli("install", "kk_cli_envmod:MyKernel", "--name", "kk-env",
+               "--env", f"PYTHONPATH={kernels}", "--env", "KK_FLAG=a=b", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    spec = json.loads((data_dir / "kernels" / "kk-env" / "kernel.json").read_text())
+    assert spec["env"] == {"PYTHONPATH": str(kernels), "KK_FLAG": "a=b"}
+    assert "--path" not in spec["argv"]
+    with managed("kk-env", cwd=tmp_path) as kc:
+        assert stdout_of(kc, "hi").startswith("mymod:hi")
+
+
+def test_install_env_of_a_bridge_kernel_and_bad_pairs(data_dir: Path) -> None:
+    backend = Path(__file__).parent.parent / "examples" / "python" / "echo_backend.py"
+    done = cli("install", "--name", "kk-env-bridge", "--env", "KK_X=1", "--",
+               sys.executable, str(backend))
+    assert done.returncode == 0, done.stderr
+    spec = json.loads((data_dir / "kernels" / "kk-env-bridge" / "kernel.json").read_text())
+    assert spec["env"] == {"KK_X": "1"}
+    bad = cli("install", "echo", "--env", "NOVALUE")
+    assert bad.returncode == 2
+    assert "expected NAME=VALUE, not 'NOVALUE'" in bad.stderr
 
 
 def test_install_module_on_sys_path_records_no_path(tmp_path: Path, data_dir: Path) -> None:

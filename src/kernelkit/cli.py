@@ -410,7 +410,7 @@ def _install(args: argparse.Namespace) -> int:
     path = None
     if args.kernel not in BUILTIN:
         module_file = _module_file(target.partition(":")[0])
-        if module_file is not None and _from_cwd(module_file):
+        if module_file is not None and _from_cwd(module_file, target.partition(":")[0]):
             path = os.getcwd()  # a kernel in the current folder must be found from any notebook dir
     cls = load_class(args.kernel, path)
     if args.kernel in BUILTIN:
@@ -458,15 +458,16 @@ def _module_file(module: str) -> str | None:
     return None
 
 
-def _from_cwd(module_file: str) -> bool:
+def _from_cwd(module_file: str, module: str) -> bool:
+    """Whether the module was found in the current folder itself (not a subfolder on a path)."""
     from pathlib import Path
 
-    cwd = Path.cwd().resolve()
-    try:
-        Path(module_file).resolve().relative_to(cwd)
-    except ValueError:
-        return False
-    return "site-packages" not in Path(module_file).parts
+    where = Path(module_file).resolve().parent
+    if Path(module_file).name == "__init__.py":
+        where = where.parent
+    for _ in range(module.count(".")):
+        where = where.parent
+    return where == Path.cwd().resolve() and "site-packages" not in where.parts
 
 
 def _list() -> int:
