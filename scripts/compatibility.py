@@ -89,8 +89,10 @@ def measure(venv: Path, env: dict[str, str], kernel: str, sample: str,
     import zmq
     from bench.client import Running
 
-    argv = json.loads((venv / "share/jupyter/kernels" / kernel / "kernel.json").read_text())["argv"]
-    argv = [str(venv / "bin" / "python") if a in ("python", "python3") else a for a in argv]
+    spec = json.loads((venv / "share/jupyter/kernels" / kernel / "kernel.json").read_text())
+    argv = [str(venv / "bin" / "python") if a in ("python", "python3") else a
+            for a in spec["argv"]]
+    env = {**env, **spec.get("env", {})}  # as Jupyter starts it
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     starts, rss = [], []
     try:

@@ -216,3 +216,25 @@ def test_every_check_passed_on_ipykernel_passes_adopted(prefix: Path, name: str)
     lost = {check: (theirs[check], ours.get(check)) for check in passed
             if not ours.get(check, "").startswith("pass")}
     assert not lost, lost
+
+
+def test_a_kernel_whose_python_lacks_kernelkit_is_not_adoptable(prefix: Path,
+                                                                tmp_path: Path) -> None:
+    import venv
+
+    bare = tmp_path / "bare"
+    venv.create(bare, with_pip=False)
+    folder = prefix / "share" / "jupyter" / "kernels" / "kk-bare-echo"
+    folder.mkdir()
+    python = str(bare / "bin" / "python")
+    (folder / "kernel.json").write_text(json.dumps({
+        "argv": [python, "-m", "echo_kernel", "-f", "{connection_file}"],
+        "display_name": "bare", "language": "text"}))
+    try:
+        done = kernelkit("adopt", "kk-bare-echo", "--prefix", str(tmp_path))
+        assert done.returncode == 2
+        assert f"kernelkit is not installed in {python}" in done.stderr
+    finally:
+        import shutil
+
+        shutil.rmtree(folder)

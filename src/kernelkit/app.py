@@ -20,6 +20,8 @@ from .kernels import BUILTIN
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from .streams import OutStream
+
 
 def resolve(name: str) -> str:
     """A built-in kernel name or ``module:Class`` → ``module:Class``."""
@@ -99,7 +101,7 @@ def serve(factory: Callable[[], Kernel], label: str, connection_file: str | None
 
 
 def _serve(factory: Callable[[], Kernel], label: str, connection_file: str | None,
-           streams: Any) -> int:
+           streams: tuple[OutStream, OutStream]) -> int:
     from .dispatch import Dispatcher, HookError
     from .server import Server
     from .wire import Session, new_key
