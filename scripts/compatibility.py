@@ -24,13 +24,9 @@ rest (the findings, written by hand) is left alone.
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import os
-import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -38,11 +34,20 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "tests" / "support")]
 
-from conformance import check, sh, versions  # noqa: E402  (the same venv and checker conventions)
+from conformance import (  # noqa: E402  (the same venv and checker conventions)
+    arguments,
+    check,
+    clean,
+    preamble,
+    publish,
+    run_meta,
+    sh,
+    venv_env,
+    versions,
+)
 from wrapper_kernels import KERNELS, install  # noqa: E402  (the kernels test_adopt.py adopts)
 
 DOC = ROOT / "docs" / "compatibility.md"
-START, END = "<!-- results:start -->", "<!-- results:end -->"
 PACKAGES = ["rich", "jupyter_client", "ipykernel", "echo_kernel", "bash_kernel",
             "zsh-jupyter-kernel", "metakernel", "calysto_scheme", "gnuplot_kernel", "ipywidgets"]
 VERSIONS_OF = ["kernelkit", "ipykernel", "echo-kernel", "bash_kernel", "zsh-jupyter-kernel",
@@ -52,23 +57,7 @@ VERSIONS_OF = ["kernelkit", "ipykernel", "echo-kernel", "bash_kernel", "zsh-jupy
 def setup(venv: Path) -> dict[str, str]:
     """The venv, each kernel installed its own way and adopted, and the env to run them in."""
     python = venv / "bin" / "python"
-    if not python.exists():
-        sh([sys.executable, "-m", "venv", str(venv)])
-    sh([str(python), "-m", "pip", "install", "-q", "-e", str(ROOT), *PACKAGES])
-    jupyter = venv / "jupyter"
-    env = dict(os.environ)
-    env.update({
-        "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
-        "VIRTUAL_ENV": str(venv),
-        "JUPYTER_DATA_DIR": str(jupyter / "data"),
-        "JUPYTER_CONFIG_DIR": str(jupyter / "config"),
-        "JUPYTER_RUNTIME_DIR": str(jupyter / "runtime"),
-        "JUPYTER_PATH": str(venv / "share" / "jupyter"),
-        "JUPYTER_PLATFORM_DIRS": "1",
-        "IPYTHONDIR": str(jupyter / "ipython"),  # (metakernel's history files)
-        "COLUMNS": "200",
-    })
-    env.pop("PYTHONPATH", None)
+    env = venv_env(venv, PACKAGES, venv / "share" / "jupyter")
     saved = dict(os.environ)
     os.environ.update(env)  # (the installers find Jupyter's paths in it)
     try:
@@ -123,21 +112,14 @@ def differences(ipy: dict[str, Any], ours: dict[str, Any]) -> list[tuple[str, st
 
 
 def _cell(c: dict[str, Any]) -> str:
-    reason = c["reason"].replace("|", "\\|").replace("\n", " ")
-    reason = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in reason)
-    return f"{c['result']}: {reason}"
+    return f"{c['result']}: {clean(c['reason'])}"
 
 
 def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [
-        f"Generated {meta['date']} on {meta['machine']} by",
-        "",
-        f"```bash\n{meta['command']}\n```",
-        "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
-        + f", Python {meta['python']}. Start-up: median of {meta['runs']} starts (launch to "
-        "the first kernel_info_reply); RSS: the kernel process and its children after 20 "
-        "executes.",
+        *preamble(meta, f"Start-up: median of {meta['runs']} starts (launch to the first "
+                  "kernel_info_reply); RSS: the kernel process and its children after 20 "
+                  "executes."),
         "",
         "| kernel | on ipykernel: checks (pass / fail / skip) | start-up | RSS "
         "| adopted on kernelkit: checks | start-up | RSS | every ipykernel pass passes |",
@@ -165,14 +147,8 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--venv", default=str(Path(tempfile.gettempdir())
-                                              / "kernelkit-compatibility"),
-                        help="virtual environment to make or reuse")
-    parser.add_argument("--kernels", default=",".join(KERNELS))
+    parser = arguments(__doc__, "kernelkit-compatibility", list(KERNELS))
     parser.add_argument("--runs", type=int, default=5, help="starts per kernel (default 5)")
-    parser.add_argument("--timeout", type=float, default=10.0)
-    parser.add_argument("--no-write", action="store_true", help="print, do not edit the doc")
     args = parser.parse_args()
     venv = Path(args.venv).resolve()
     env = setup(venv)
@@ -184,26 +160,9 @@ def main() -> int:
             row[engine] = {"check": check(venv, env, name, args.timeout),
                            **measure(venv, env, name, KERNELS[kernel].code, args.runs)}
         rows.append(row)
-    uname = platform.uname()
-    meta = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{uname.system} {uname.release} {uname.machine}, {os.cpu_count()} cores",
-        "command": " ".join(["python3", "scripts/compatibility.py", *sys.argv[1:]]),
-        "versions": versions(venv, env, VERSIONS_OF),
-        "python": platform.python_version(),
-        "runs": args.runs,
-    }
-    text = markdown(rows, meta)
+    meta = {**run_meta("compatibility.py", versions(venv, env, VERSIONS_OF)), "runs": args.runs}
     print(f"compared {len(rows)} kernels in {time.time() - t0:.0f}s", file=sys.stderr)
-    if args.no_write:
-        print(text)
-        return 0
-    doc = DOC.read_text(encoding="utf-8") if DOC.exists() else f"{START}\n{END}\n"
-    head, rest = doc.split(START, 1)
-    _, tail = rest.split(END, 1)
-    DOC.write_text(f"{head}{START}\n{text}\n{END}{tail}", encoding="utf-8")
-    print(f"wrote {DOC}", file=sys.stderr)
-    return 0
+    return publish(DOC, markdown(rows, meta), args.no_write)
 
 
 if __name__ == "__main__":

@@ -86,27 +86,39 @@ def sh(cmd: list[str], env: dict[str, str] | None = None, **kw: Any) -> str:
     return out
 
 
-def setup(venv: Path) -> dict[str, str]:
-    """The venv with everything installed, and the environment to run the kernels in."""
+def venv_env(venv: Path, packages: list[str], jupyter_path: Path) -> dict[str, str]:
+    """Make (or reuse) the venv with kernelkit and ``packages``; the environment to run in.
+
+    Jupyter's folders are the venv's own: only its kernelspecs (sys.prefix) and those on
+    ``jupyter_path`` are found, never the machine's.
+    """
     python = venv / "bin" / "python"
     if not python.exists():
         sh([sys.executable, "-m", "venv", str(venv)])
-    sh([str(python), "-m", "pip", "install", "-q", "-e", str(ROOT), *PACKAGES])
+    sh([str(python), "-m", "pip", "install", "-q", "-e", str(ROOT), *packages])
     env = dict(os.environ)
     jupyter = venv / "jupyter"
     env.update({
         "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
         "VIRTUAL_ENV": str(venv),
-        # Only this venv's kernelspecs (sys.prefix) and the ones installed below.
         "JUPYTER_DATA_DIR": str(jupyter / "data"),
         "JUPYTER_CONFIG_DIR": str(jupyter / "config"),
         "JUPYTER_RUNTIME_DIR": str(jupyter / "runtime"),
-        "JUPYTER_PATH": str(jupyter / "xdg" / "jupyter"),
+        "JUPYTER_PATH": str(jupyter_path),
         "JUPYTER_PLATFORM_DIRS": "1",
+        "IPYTHONDIR": str(jupyter / "ipython"),  # (metakernel keeps its history there)
         "DENO_NO_UPDATE_CHECK": "1",
         "COLUMNS": "200",
     })
     env.pop("PYTHONPATH", None)
+    return env
+
+
+def setup(venv: Path) -> dict[str, str]:
+    """The venv with everything installed, and the environment to run the kernels in."""
+    python = venv / "bin" / "python"
+    jupyter = venv / "jupyter"
+    env = venv_env(venv, PACKAGES, jupyter / "xdg" / "jupyter")
     sh([str(python), "-m", "echo_kernel.install", "--sys-prefix"], env=env)
     # deno writes its kernelspec under $XDG_DATA_HOME/jupyter/kernels.
     sh([str(venv / "bin" / "deno"), "jupyter", "--install", "--force"],
@@ -139,14 +151,38 @@ def check(venv: Path, env: dict[str, str], kernel: str, timeout: float) -> dict[
     return result
 
 
-def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    lines = [
+def preamble(meta: dict[str, Any], note: str = "") -> list[str]:
+    """Where, when and how the results were made; the versions they were made with."""
+    return [
         f"Generated {meta['date']} on {meta['machine']} by",
         "",
         f"```bash\n{meta['command']}\n```",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
-        + f", Python {meta['python']}.",
+        + f", Python {meta['python']}." + (f" {note}" if note else ""),
+    ]
+
+
+def clean(reason: str) -> str:
+    """A check's reason as one table cell: no pipes, newlines or unprintable characters."""
+    reason = reason.replace("|", "\\|").replace("\n", " ")
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in reason)
+
+
+def write_results(doc: Path, text: str) -> None:
+    """Replace what is between the results markers of ``doc`` (made if missing)."""
+    old = doc.read_text(encoding="utf-8") if doc.exists() else f"{START}\n{END}\n"
+    if START not in old or END not in old:
+        raise SystemExit(f"{doc} has no {START} ... {END} markers")
+    head, rest = old.split(START, 1)
+    _, tail = rest.split(END, 1)
+    doc.write_text(f"{head}{START}\n{text}\n{END}{tail}", encoding="utf-8")
+    print(f"wrote {doc}", file=sys.stderr)
+
+
+def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    lines = [
+        *preamble(meta),
         "",
         "| kernel | implementation | protocol | interrupt | pass | fail | skip |",
         "|---|---|---|---|---|---|---|",
@@ -172,8 +208,7 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             "|---|---|---|---|",
         ]
         for c in r["results"]:
-            reason = c["reason"].replace("|", "\\|").replace("\n", " ")
-            reason = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in reason)
+            reason = clean(c["reason"])
             mark = {"pass": "pass", "fail": "**fail**", "skip": "skip"}[c["result"]]
             lines.append(f"| `{c['check']}` | {mark} | {reason} | {c['time']:.2f}s |")
     return "\n".join(lines)
@@ -208,39 +243,46 @@ def group_table(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--venv", default=str(Path(tempfile.gettempdir())
-                                              / "kernelkit-conformance"),
+def arguments(doc: str | None, venv: str, kernels: list[str]) -> argparse.ArgumentParser:
+    """The options both scripts take: --venv, --kernels, --timeout, --no-write."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--venv", default=str(Path(tempfile.gettempdir()) / venv),
                         help="virtual environment to make or reuse")
-    parser.add_argument("--kernels", default=",".join(KERNELS))
+    parser.add_argument("--kernels", default=",".join(kernels))
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument("--no-write", action="store_true", help="print, do not edit the doc")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> int:
+    args = arguments(__doc__, "kernelkit-conformance", KERNELS).parse_args()
     venv = Path(args.venv).resolve()
     env = setup(venv)
     t0 = time.time()
     results = [check(venv, env, k, args.timeout) for k in args.kernels.split(",") if k]
+    meta = run_meta("conformance.py", versions(venv, env))
+    print(f"checked {len(results)} kernels in {time.time() - t0:.0f}s", file=sys.stderr)
+    return publish(DOC, markdown(results, meta), args.no_write)
+
+
+def run_meta(script: str, versions: dict[str, str]) -> dict[str, Any]:
+    """When, where and with what a run was made (for ``preamble``)."""
     uname = platform.uname()
-    meta = {
+    return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{uname.system} {uname.release} {uname.machine}, {os.cpu_count()} cores",
-        "command": " ".join(["python3", "scripts/conformance.py", *sys.argv[1:]]),
-        "versions": versions(venv, env),
+        "command": " ".join(["python3", f"scripts/{script}", *sys.argv[1:]]),
+        "versions": versions,
         "python": platform.python_version(),
     }
-    text = markdown(results, meta)
-    print(f"checked {len(results)} kernels in {time.time() - t0:.0f}s", file=sys.stderr)
-    if args.no_write:
+
+
+def publish(doc: Path, text: str, no_write: bool) -> int:
+    """Print the results (``--no-write``) or put them into the doc."""
+    if no_write:
         print(text)
-        return 0
-    doc = DOC.read_text(encoding="utf-8") if DOC.exists() else f"{START}\n{END}\n"
-    if START not in doc or END not in doc:
-        raise SystemExit(f"{DOC} has no {START} ... {END} markers")
-    head, rest = doc.split(START, 1)
-    _, tail = rest.split(END, 1)
-    DOC.write_text(f"{head}{START}\n{text}\n{END}{tail}", encoding="utf-8")
-    print(f"wrote {DOC}", file=sys.stderr)
+    else:
+        write_results(doc, text)
     return 0
 
 

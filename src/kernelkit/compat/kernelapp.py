@@ -20,29 +20,21 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from .rebase import Rebasing
+
 __all__ = ["IPKernelApp", "launch_new_instance"]
 
-_APP_NAMES = ("aliases", "flags", "subcommands", "classes")
+class _AppMeta(Rebasing):
+    """Rebases an app subclass that uses traitlets (traits, aliases, subcommands)."""
 
+    names = ("aliases", "flags", "subcommands", "classes")
+    root = staticmethod(lambda: IPKernelApp)
 
-class _AppMeta(type):
-    def __new__(mcls, name: str, bases: tuple[type, ...], ns: dict[str, Any],
-                **kwargs: Any) -> Any:
-        if not getattr(mcls, "_traitlets", False) and _uses_traitlets(ns):
-            from .traits import application
+    @staticmethod
+    def flavour() -> type:
+        from .traits import application
 
-            app = application()
-            bases = tuple(app if b is IPKernelApp else b for b in bases)
-            return type(app)(name, bases, ns, **kwargs)
-        return super().__new__(mcls, name, bases, ns, **kwargs)
-
-
-def _uses_traitlets(ns: dict[str, Any]) -> bool:
-    traitlets = sys.modules.get("traitlets")
-    if traitlets is None:
-        return False
-    trait_type = traitlets.TraitType
-    return any(isinstance(v, trait_type) for v in ns.values()) or any(n in ns for n in _APP_NAMES)
+        return application()
 
 
 class IPKernelApp(metaclass=_AppMeta):

@@ -16,11 +16,11 @@ its own body declares traits; a kernel that never uses traitlets never imports i
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from .. import kernel as _kernel
 from ..wire import PROTOCOL_VERSION, new_id
+from .rebase import Rebasing
 from .session import Session
 
 __all__ = ["Kernel"]
@@ -36,28 +36,16 @@ CONTROL_MSG_TYPES = [
 ]
 
 
-class _KernelMeta(type):
-    """Rebases a kernel class whose body declares traitlets traits on a Configurable kernel."""
+class _KernelMeta(Rebasing):
+    """Rebases a kernel class whose body declares traits on a Configurable kernel."""
 
-    def __new__(mcls, name: str, bases: tuple[type, ...], ns: dict[str, Any],
-                **kwargs: Any) -> Any:
-        if not getattr(mcls, "_traitlets", False) and _declares_traits(ns):
-            from .traits import configurable_kernel
+    root = staticmethod(lambda: Kernel)
 
-            configurable = configurable_kernel()
-            bases = tuple(configurable if b is Kernel else b for b in bases)
-            if configurable not in bases:
-                bases = (*bases, configurable)
-            return type(configurable)(name, bases, ns, **kwargs)
-        return super().__new__(mcls, name, bases, ns, **kwargs)
+    @staticmethod
+    def flavour() -> type:
+        from .traits import configurable_kernel
 
-
-def _declares_traits(ns: dict[str, Any]) -> bool:
-    traitlets = sys.modules.get("traitlets")
-    if traitlets is None:
-        return False
-    trait_type = getattr(traitlets, "TraitType", None)
-    return trait_type is not None and any(isinstance(v, trait_type) for v in ns.values())
+        return configurable_kernel()
 
 
 def _default_handler(msg_type: str) -> Any:

@@ -18,7 +18,7 @@ def configurable_kernel() -> type:
     from .kernelbase import Kernel, _KernelMeta
 
     class _TraitsMeta(_KernelMeta, MetaHasTraits):
-        _traitlets = True
+        traitlets_flavour = True
 
     class ConfigurableKernel(Kernel, LoggingConfigurable, metaclass=_TraitsMeta):
         """Kernel whose class may declare config traits, configured from its app."""
@@ -41,7 +41,7 @@ def application() -> type:
     from .kernelapp import _AppMeta, serve_app
 
     class _AppTraitsMeta(_AppMeta, type(Application)):  # type: ignore[misc]
-        _traitlets = True
+        traitlets_flavour = True
 
     class IPKernelApp(Light, Application, metaclass=_AppTraitsMeta):  # type: ignore[misc,metaclass]
         name = "kernelkit-ipykernel"
