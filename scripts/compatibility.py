@@ -157,7 +157,10 @@ def main() -> int:
     for kernel in [k for k in args.kernels.split(",") if k]:
         row: dict[str, Any] = {"kernel": kernel}
         for engine, name in (("ipykernel", kernel), ("kernelkit", f"{kernel}-kernelkit")):
-            row[engine] = {"check": check(venv, env, name, args.timeout),
+            # Each run from the same state: metakernel reads a language's history back
+            # from IPython's folder, written by whichever run ended before.
+            fresh = {**env, "IPYTHONDIR": str(venv / "jupyter" / "ipython" / name)}
+            row[engine] = {"check": check(venv, fresh, name, args.timeout),
                            **measure(venv, env, name, KERNELS[kernel].code, args.runs)}
         rows.append(row)
     meta = {**run_meta("compatibility.py", versions(venv, env, VERSIONS_OF)), "runs": args.runs}

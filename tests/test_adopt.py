@@ -202,15 +202,18 @@ def test_what_cannot_be_adopted_says_why(prefix: Path) -> None:
         assert why in done.stderr
 
 
-def _check(name: str) -> dict[str, str]:
-    done = kernelkit("check", name, "--json", timeout=600)
+def _check(name: str, root: Path) -> dict[str, str]:
+    # From the same state on both engines: metakernel reads its history back from
+    # IPython's folder, written there by whichever kernel ended before.
+    env = {**os.environ, "IPYTHONDIR": str(root / "ipython" / name)}
+    done = kernelkit("check", name, "--json", timeout=600, env=env)
     assert done.returncode in (0, 1), done.stderr
     return {c["check"]: f"{c['result']}: {c['reason']}" for c in json.loads(done.stdout)["results"]}
 
 
 @pytest.mark.parametrize("name", list(KERNELS))
 def test_every_check_passed_on_ipykernel_passes_adopted(prefix: Path, name: str) -> None:
-    theirs, ours = _check(name), _check(f"{name}-kernelkit")
+    theirs, ours = _check(name, prefix), _check(f"{name}-kernelkit", prefix)
     passed = [check for check, result in theirs.items() if result.startswith("pass")]
     assert passed, theirs  # the samples for its language did run
     lost = {check: (theirs[check], ours.get(check)) for check in passed
