@@ -241,3 +241,22 @@ def test_a_kernel_whose_python_lacks_kernelkit_is_not_adoptable(prefix: Path,
         import shutil
 
         shutil.rmtree(folder)
+
+
+def test_a_kernel_of_another_engine_is_not_run_to_find_its_class(prefix: Path) -> None:
+    """A module that names nothing of ipykernel's launch (another engine's kernel would
+    start serving) is refused from its source alone."""
+    folder = prefix / "share" / "jupyter" / "kernels" / "kk-other-engine"
+    folder.mkdir()
+    (folder / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "http.server", "-f", "{connection_file}"],
+        "display_name": "other", "language": "text"}))
+    try:
+        done = kernelkit("adopt", "kk-other-engine", "--prefix", str(prefix))
+        assert done.returncode == 2
+        assert "python -m http.server does not launch through ipykernel's IPKernelApp" in (
+            done.stderr)
+    finally:
+        import shutil
+
+        shutil.rmtree(folder)

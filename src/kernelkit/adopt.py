@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 # argv[0] values that jupyter_client replaces with its own sys.executable.
 PYTHON_NAMES = frozenset({"python", "python3", "python{}.{}".format(*sys.version_info[:2])})
 # How long finding a kernel's class may take (s): it imports the kernel's module.
-FIND_TIMEOUT = 120.0
+FIND_TIMEOUT = 30.0
 
 
 def add_parser(sub: Any, env_pair: Callable[[str], tuple[str, str]]) -> None:
@@ -140,6 +140,9 @@ def find_kernel(python: str, module: str, args: list[str],
             last = lines[-1] if lines else f"exit code {done.returncode}"
             if "No module named 'kernelkit'" in (done.stderr or ""):
                 last = f"kernelkit is not installed in {python}"
+            if "does not launch through ipykernel" in last or "no module named" in last:
+                last = last.split(": ", 1)[1] if last.startswith("LookupError: ") else last
+                raise LookupError(last)
             raise LookupError(f"could not learn its kernel class: {last}")
         return str(json.loads(out.read_text())["kernel"])
 

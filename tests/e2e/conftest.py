@@ -181,6 +181,20 @@ def _quiet_lab_settings(settings: Path) -> None:
     )
 
 
+def _plain_toolbar(config: Path) -> None:
+    """The notebook toolbar as JupyterLab alone makes it, whatever else is installed.
+
+    The ``notebook`` package (pulled in by gnuplot_kernel, through ``jupyter``) adds its
+    "open in Notebook" button to the toolbar, which then pushes the kernel's name into the
+    overflow menu at this window width, where the tests cannot see it.
+    """
+    labconfig = config / "labconfig"
+    labconfig.mkdir(parents=True, exist_ok=True)
+    (labconfig / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"@jupyter-notebook/lab-extension": True}})
+    )
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM (JupyterLab then shuts its kernels down), SIGKILL to the group if it hangs."""
     if process.poll() is None:
@@ -216,6 +230,7 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory,
     root = tmp_path_factory.mktemp("lab-root")
     home = tmp_path_factory.mktemp("lab-home")
     _quiet_lab_settings(home / "settings")
+    _plain_toolbar(home / "config")
     shutil.rmtree(ARTIFACTS, ignore_errors=True)  # no screenshots left from an earlier run
     ARTIFACTS.mkdir(parents=True)
     log = ARTIFACTS / "jupyterlab.log"

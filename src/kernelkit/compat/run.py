@@ -9,6 +9,7 @@ which class it launches (``kernelkit adopt``).
 
 from __future__ import annotations
 
+import os
 import runpy
 import sys
 from typing import Any
@@ -74,8 +75,18 @@ class _Found(BaseException):
         self.app = app
 
 
+# What a module run to launch an ipykernel wrapper kernel names (metakernel: run_as_main).
+LAUNCH_WORDS = ("ipykernel", "IPKernelApp", "launch_instance", "launch_new_instance",
+                "run_as_main")
+
+
 def find_kernel(module: str, args: list[str] | None = None) -> dict[str, str]:
-    """Which kernel class (and app) ``python -m module`` launches, without starting it."""
+    """Which kernel class (and app) ``python -m module`` launches, without starting it.
+
+    A module whose main code names nothing of ipykernel's launch is not run at all: it
+    may be another engine's kernel (async-kernel, say), which would start serving.
+    """
+    _must_launch_through_ipykernel(module)
     install()
     kernelapp.serve_hook = _found
     sys.argv = [module, *(args or [])]
@@ -93,6 +104,29 @@ def find_kernel(module: str, args: list[str] | None = None) -> dict[str, str]:
     finally:
         kernelapp.serve_hook = None
     raise LookupError(f"python -m {module} does not launch a kernel through IPKernelApp")
+
+
+def _must_launch_through_ipykernel(module: str) -> None:
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(module)
+    except ImportError as exc:
+        raise LookupError(f"no module named {exc.name or module!r}") from None
+    if spec is None:
+        raise LookupError(f"no module named {module!r}")
+    path = spec.origin
+    if spec.submodule_search_locations:  # a package: python -m runs its __main__
+        # (found by path: importing the package would run its __init__, and ipykernel)
+        path = os.path.join(next(iter(spec.submodule_search_locations)), "__main__.py")
+    try:
+        with open(str(path), encoding="utf-8", errors="replace") as f:
+            source = f.read()
+    except OSError:
+        raise LookupError(f"python -m {module} has no source to read") from None
+    if not any(word in source for word in LAUNCH_WORDS):
+        raise LookupError(f"python -m {module} does not launch through ipykernel's "
+                          "IPKernelApp (its main code names none of it)")
 
 
 def _found(app: Any) -> None:
