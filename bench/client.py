@@ -59,6 +59,8 @@ class Running:
     proc: subprocess.Popen[bytes] | None = None
     startup_s: float = 0.0
     executes: int = 0
+    features: list[str] = field(default_factory=list)  # kernel_info's supported_features
+    subshell_id: str | None = None  # where executes go (None: the main shell)
     _tmp: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="kk-bench-"))
 
     def start(self, ctx: zmq.Context[zmq.Socket[bytes]], timeout: float = 60) -> None:
@@ -103,14 +105,18 @@ class Running:
             stderr=subprocess.DEVNULL,
         )
         self.send(self.shell, "kernel_info_request", {})
-        self.wait_reply(self.shell, timeout)
+        info = self.wait_reply(self.shell, timeout)
         self.startup_s = time.perf_counter() - t0
+        features = info.content.get("supported_features")
+        self.features = [str(f) for f in features] if isinstance(features, list) else []
         # Let IOPub connect before measuring executes (a kernel never sees its first
         # subscriber otherwise and the first outputs would be lost to the client).
         self.settle_iopub(timeout)
 
     def send(self, sock: zmq.Socket[bytes], msg_type: str, content: dict[str, Any]) -> str:
         header = self.session.header(msg_type)
+        if self.subshell_id is not None and sock is self.shell:
+            header["subshell_id"] = self.subshell_id
         sock.send_multipart(self.session.serialize(msg_type, content, header=header))
         return str(header["msg_id"])
 
@@ -133,6 +139,19 @@ class Running:
                 f"(process {'exited ' + str(self.proc.poll()) if self.proc.poll() is not None else 'alive'})"
             )
         return self.recv(sock)
+
+    def create_subshell(self, timeout: float = 10) -> str | None:
+        """A new subshell's id (JEP 91), or None if the kernel does not make one."""
+        if "kernel subshells" not in self.features:
+            return None
+        msg_id = self.send(self.control, "create_subshell_request", {})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            reply = self.wait_reply(self.control, timeout)
+            if reply.parent_header.get("msg_id") == msg_id:
+                sid = reply.content.get("subshell_id")
+                return sid if reply.content.get("status") == "ok" and isinstance(sid, str) else None
+        return None
 
     def settle_iopub(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
