@@ -20,6 +20,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import zmq
 
@@ -63,8 +64,8 @@ KERNELS = [
 ]
 
 
-def setup(prefix: Path) -> dict[str, list[str]]:
-    """Install the peers' kernelspecs where possible; return kernelspec name → argv."""
+def setup(prefix: Path) -> dict[str, dict[str, Any]]:
+    """Install the peers' kernelspecs where possible; return kernelspec name → its spec."""
     kernels = prefix / "share" / "jupyter" / "kernels"
     kernels.mkdir(parents=True, exist_ok=True)
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
@@ -139,7 +140,7 @@ def setup(prefix: Path) -> dict[str, list[str]]:
     from jupyter_client.kernelspec import KernelSpecManager
 
     specs = KernelSpecManager().get_all_specs()
-    return {name: s["spec"]["argv"] for name, s in specs.items()}
+    return {name: s["spec"] for name, s in specs.items()}
 
 
 def _bench_spec(kernels: Path, name: str, module: str, language: str) -> None:
@@ -211,7 +212,8 @@ def one_round(
         while run.executes < args.memory_executes:
             run.execute(kernel.rtt_code)
         res.rss.append(run.rss_mb())
-        res.pipelined.append(run.pipelined(kernel.rtt_code, args.pipelined))
+        res.pipelined.append(run.pipelined(kernel.rtt_code, args.pipelined,
+                                           timeout=30 if args.smoke else 300))
         n = int(args.output_mb * 1e6)
         code = "x" * n if kernel.output_code == ECHO_OUTPUT else kernel.output_code.format(n=n)
         try:
@@ -268,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(f"[yellow]skipping {k.label}: kernelspec {k.spec!r} not installed")
                 skipped.append(k.label)
                 continue
-            k.argv = found[k.spec]
+            k.argv = found[k.spec]["argv"]
+            k.env = dict(found[k.spec].get("env") or {})  # as Jupyter starts it
             kernels.append(k)
         results = {k.label: Results() for k in kernels}
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()

@@ -27,7 +27,7 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
         row = dict(results["rows"][kernel])
         subshell = row.pop("subshell_rtt_ms")  # only for kernels that have subshells
         assert all(value is not None and value > 0 for value in row.values()), (kernel, row)
-        if kernel in ("kernelkit Echo", "kernelkit Deno Echo (bridge)", "kernmini Echo"):
+        if kernel in ("kernelkit Echo", "kernelkit Print (output)", "kernmini Echo"):
             assert subshell is not None and subshell > 0, (kernel, subshell)
     assert "| kernelkit Echo |" in done.stdout
 
