@@ -24,6 +24,7 @@ from .rebase import Rebasing
 
 __all__ = ["IPKernelApp", "launch_new_instance"]
 
+
 class _AppMeta(Rebasing):
     """Rebases an app subclass that uses traitlets (traits, aliases, subcommands)."""
 
