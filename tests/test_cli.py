@@ -1,6 +1,6 @@
 """The ``kernelkit`` command as users and Jupyter run it, each time in a child process.
 
-(Why ~950 lines: one user-facing surface, tested end to end; its groups — arguments,
+(Why ~990 lines: one user-facing surface, tested end to end; its groups — arguments,
 running, files and modes, kernelspecs — are marked below, and are the seams for the
 Layout issue's split.)
 

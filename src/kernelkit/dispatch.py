@@ -1,9 +1,10 @@
 """From msg_type to hook: status bracketing, reply shapes, errors and aborts.
 
-(Why ~660 lines in one file: it is one class whose handlers share the per-thread
+(Why ~720 lines in one file: it is one class whose handlers share the per-thread
 request state and the bracketing; what could leave already has — hook signatures in
 ``hooks``, kernel_info in ``kernelinfo``, request contents in ``requests``, output in
-``streams``, comms in ``comms``. The next handlers to grow, the comm ones, delegate.)
+``streams``, comms in ``comms``, kernels' own handler tables in ``tables``. The next
+handlers to grow, the comm ones, delegate.)
 
 The dispatcher knows the messaging spec's request/reply rules but not how bytes
 travel (it talks to a ``Transport``) nor what a kernel does (it calls hooks on
@@ -49,7 +50,6 @@ from . import tables
 from .hooks import HOOK_ARGS, HookError, check_hooks
 from .kernelinfo import complete, kernel_info_problems
 from .streams import Coalescer, OutStream
-from .tables import custom_handler
 from .wire import JSONDict, Message
 
 __all__ = ["Dispatcher", "HookError", "StdinNotImplementedError", "Transport",
@@ -259,7 +259,7 @@ class Dispatcher:
         if abort_executes and msg_type == "execute_request":
             self._bracketed(channel, msg, lambda: {"status": "aborted"})
             return
-        custom = custom_handler(self.kernel, channel, msg_type) if self._tables else None
+        custom = tables.custom_handler(self.kernel, channel, msg_type) if self._tables else None
         if custom is not None:  # the kernel's own handler (ipykernel's shell_handlers)
             self._bracketed(channel, msg, lambda: tables.run(self, channel, msg, custom))
             return
@@ -337,12 +337,6 @@ class Dispatcher:
         if reply is not None and not getattr(self._local, "replied", False):
             self._local.replied = True
             self._send_reply(channel, msg, reply)
-
-    def send_as_kernel(self, channel: str, msg_type: str, content: JSONDict, parent: Any = None,
-                       idents: Any = None, metadata: JSONDict | None = None,
-                       buffers: list[bytes] | tuple[bytes, ...] = ()) -> JSONDict:
-        """A kernel's ``session.send``: see tables.send."""
-        return tables.send(self, channel, msg_type, content, parent, idents, metadata, buffers)
 
     # -- calling hooks ------------------------------------------------------------
 

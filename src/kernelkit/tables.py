@@ -51,7 +51,7 @@ def run(dispatcher: Dispatcher, channel: str, msg: Message,
     stream = getattr(dispatcher.kernel, f"{channel}_socket", None)
     name = getattr(handler, "__qualname__", repr(handler))
     try:
-        result = dispatcher.run_kernel_code(lambda: handler(stream, list(msg.identities), raw))
+        dispatcher.run_kernel_code(lambda: handler(stream, list(msg.identities), raw))
     except (Exception, KeyboardInterrupt) as exc:
         if local.replied or not msg.msg_type.endswith("_request"):
             _log("warning", "%s raised %r handling %s", name, exc, msg.msg_type)
@@ -61,8 +61,6 @@ def run(dispatcher: Dispatcher, channel: str, msg: Message,
         return error_content(exc)
     finally:
         local.raw = None
-    if result is not None and not isinstance(result, dict):
-        result = None
     if local.replied or not msg.msg_type.endswith("_request"):
         return None
     evalue = f"{name} sent no reply to {msg.msg_type}"

@@ -14,6 +14,7 @@ import runpy
 import sys
 from typing import Any
 
+from ..app import _failure
 from ..errors import StartupError, UsageError
 from . import install, kernelapp
 
@@ -37,7 +38,7 @@ def run_module(module: str, args: list[str], path: str | None = None) -> int:
     except SystemExit:
         raise
     except BaseException as exc:
-        raise _failed(module, exc) from None
+        raise _failure(f"python -m {module} failed", exc) from None
     if kernelapp.launched:
         return 0  # its app ran a subcommand (`python -m gnuplot_kernel install`) and ended
     raise StartupError(
@@ -131,10 +132,3 @@ def _must_launch_through_ipykernel(module: str) -> None:
 
 def _found(app: Any) -> None:
     raise _Found(app)
-
-
-def _failed(module: str, exc: BaseException) -> StartupError:
-    import traceback
-
-    detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
-    return StartupError(f"python -m {module} failed: {type(exc).__name__}: {exc}", detail)

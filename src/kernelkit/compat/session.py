@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from ..tables import send as send_as_kernel
 from ..wire import JSONDict, dumps, new_id
 from ..wire import Session as WireSession
 
@@ -95,8 +96,8 @@ class Session:
         if dispatcher is None:
             raise RuntimeError("session.send needs a running kernel")
         channel = getattr(stream, "name", "iopub")
-        sent = dispatcher.send_as_kernel(channel, msg_type, content, parent, ident, metadata,
-                                         list(buffers or ()))
+        sent = send_as_kernel(dispatcher, channel, msg_type, content, parent, ident, metadata,
+                              list(buffers or ()))
         if sent:
             built["header"] = sent
             built["msg_id"] = sent.get("msg_id")
