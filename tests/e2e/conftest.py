@@ -25,6 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -227,13 +228,30 @@ def widget_kernelspecs() -> dict[str, str]:
 @pytest.fixture(scope="package")
 def lab_server(tmp_path_factory: pytest.TempPathFactory,
                widget_kernelspecs: dict[str, str]) -> Iterator[LabServer]:
-    root = tmp_path_factory.mktemp("lab-root")
-    home = tmp_path_factory.mktemp("lab-home")
-    _quiet_lab_settings(home / "settings")
-    _plain_toolbar(home / "config")
     shutil.rmtree(ARTIFACTS, ignore_errors=True)  # no screenshots left from an earlier run
     ARTIFACTS.mkdir(parents=True)
-    log = ARTIFACTS / "jupyterlab.log"
+    kernelspecs = (*KERNELSPECS, *WIDGET_KERNELSPECS, TYPESCRIPT_KERNELSPEC[0])
+    with start_lab(tmp_path_factory, "jupyterlab", [
+            *(f"--KernelSpecManager.allowed_kernelspecs={name}" for name in kernelspecs),
+            f"--MappingKernelManager.default_kernel_name={KERNELSPECS[0]}"]) as server:
+        specs = server.api("GET", "/api/kernelspecs")["kernelspecs"]
+        expected = [*KERNELSPECS, *(n for n in WIDGET_KERNELSPECS if n not in widget_kernelspecs)]
+        missing = [name for name in expected if name not in specs]
+        assert not missing, f"JupyterLab does not see the kernelspecs {missing}; it has {specs}"
+        yield server
+
+
+@contextmanager
+def start_lab(tmp_path_factory: pytest.TempPathFactory, name: str,
+              options: list[str]) -> Iterator[LabServer]:
+    """A JupyterLab of its own home and root, with these server options, stopped after;
+    its log is test-artifacts/e2e/<name>.log."""
+    root = tmp_path_factory.mktemp(f"{name}-root")
+    home = tmp_path_factory.mktemp(f"{name}-home")
+    _quiet_lab_settings(home / "settings")
+    _plain_toolbar(home / "config")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = ARTIFACTS / f"{name}.log"
     token = secrets.token_hex(24)
     port = _free_port()
     env = dict(os.environ)
@@ -259,9 +277,7 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory,
         "--LabApp.news_url=None",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.extension_manager=readonly",
-        *(f"--KernelSpecManager.allowed_kernelspecs={name}"
-          for name in (*KERNELSPECS, *WIDGET_KERNELSPECS, TYPESCRIPT_KERNELSPEC[0])),
-        f"--MappingKernelManager.default_kernel_name={KERNELSPECS[0]}",
+        *options,
     ]
     with log.open("wb") as log_file:
         process = subprocess.Popen(command, env=env, cwd=root, stdin=subprocess.DEVNULL,
@@ -271,10 +287,6 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory,
                        process=process, runtime=home / "runtime")
     try:
         _wait_until_serving(server)
-        specs = server.api("GET", "/api/kernelspecs")["kernelspecs"]
-        expected = [*KERNELSPECS, *(n for n in WIDGET_KERNELSPECS if n not in widget_kernelspecs)]
-        missing = [name for name in expected if name not in specs]
-        assert not missing, f"JupyterLab does not see the kernelspecs {missing}; it has {specs}"
         yield server
     finally:
         try:
@@ -316,6 +328,14 @@ def lab(request: pytest.FixtureRequest, browser: Browser,
     Screenshots go to test-artifacts/e2e/<test>/; on failure also FAILED.png and the
     browser's console. The test's kernels are shut down afterwards, pass or fail.
     """
+    with lab_page(request, browser, lab_server) as page:
+        yield page
+
+
+@contextmanager
+def lab_page(request: pytest.FixtureRequest, browser: Browser,
+             lab_server: LabServer) -> Iterator[LabPage]:
+    """The `lab` fixture's page, on any LabServer."""
     from .labpage import LabPage
 
     name = re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name).strip("-")

@@ -1,0 +1,82 @@
+"""JupyterLab itself with ``--gateway-url``: its kernels live behind a Jupyter Kernel Gateway,
+and a notebook user works with a kernelkit kernel there as with a local one."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from gateway_client import Gateway, serve_gateway
+
+from .conftest import LabServer, lab_page, start_lab
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+    from .labpage import LabPage
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def kernel_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    command = str(Path(sys.executable).parent / "jupyter-kernelgateway")
+    # From the test kernelspecs (tests/conftest.py) and this environment's kernelkit-echo.
+    jupyter_path = Path(os.environ["JUPYTER_PATH"])
+    with serve_gateway([command, "--KernelGatewayApp.api=kernel_gateway.jupyter_websocket",
+                        "--JupyterWebsocketPersonality.list_kernels=True",
+                        # one card per display name in the launcher, as for the local Lab
+                        "--KernelSpecManager.allowed_kernelspecs=kk-commands",
+                        "--KernelSpecManager.allowed_kernelspecs=kernelkit-echo"],
+                       "KernelGatewayApp",
+                       jupyter_path, tmp_path_factory.mktemp("lab-kernel-gateway")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def gateway_lab_server(tmp_path_factory: pytest.TempPathFactory,
+                       kernel_gateway: Gateway) -> Iterator[LabServer]:
+    with start_lab(tmp_path_factory, "jupyterlab-gateway", [
+            f"--gateway-url={kernel_gateway.base}",
+            f"--GatewayClient.auth_token={kernel_gateway.token}",
+            "--GatewayClient.request_timeout=60"]) as server:
+        yield server
+
+
+@pytest.fixture
+def gateway_lab(request: pytest.FixtureRequest, browser: Browser,
+                gateway_lab_server: LabServer) -> Iterator[LabPage]:
+    with lab_page(request, browser, gateway_lab_server) as page:
+        yield page
+
+
+def test_a_notebook_runs_interrupts_and_restarts_a_kernel_behind_a_gateway(
+        gateway_lab: LabPage, kernel_gateway: Gateway) -> None:
+    lab = gateway_lab
+    lab.new_notebook("commands", "kk-commands")
+    lab.run_cell(0, "through the gateway")  # a command it does not know: echoed
+    lab.expect_output(0, "through the gateway")
+    lab.expect_prompt(0, 1)
+    lab.wait_kernel_idle()
+    lab.shot("first-cell")
+    # The kernel lives in the gateway, not in JupyterLab's server.
+    assert len(kernel_gateway.kernels()) == 1
+
+    lab.run_cell(1, "loop")
+    lab.expect_output(1, "started")
+    lab.expect_kernel_status("Busy")
+    lab.interrupt()
+    lab.expect_output_contains(1, "KeyboardInterrupt")
+    lab.wait_kernel_idle()
+    lab.shot("interrupted")
+
+    lab.restart()
+    lab.run_cell(2, "count")  # the kernel's execution count: 1 again after the restart
+    lab.expect_output(2, "1")
+    lab.expect_prompt(2, 1)
+    lab.wait_kernel_idle()
+    lab.shot("count-after-restart")
