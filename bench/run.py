@@ -3,6 +3,7 @@
 python -m bench                      # full run, table on the terminal
 python -m bench --update-docs        # and write the results into docs/benchmarks.md + chart
 python -m bench --smoke              # a handful of iterations (CI keeps the command working)
+python -m bench --density 10,50,100  # N kernels alive at once (bench/density.py)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .client import Running
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
 CHART = ROOT / "docs" / "images" / "benchmarks.png"
+DENSITY_CHART = ROOT / "docs" / "images" / "density.png"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
@@ -258,7 +260,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="write the results into docs/benchmarks.md and its chart",
     )
+    parser.add_argument(
+        "--density", metavar="N[,N...]",
+        help="instead: start N kernels at once through jupyter_server and measure them alive",
+    )
     args = parser.parse_args(argv)
+    command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.density:
+        return _density(args, command.strip())
     if args.smoke:
         args.rounds, args.executes, args.warmup = 1, 10, 2
         args.pipelined, args.output_mb, args.memory_executes = 50, 0.2, 30
@@ -309,7 +318,6 @@ def main(argv: list[str] | None = None) -> int:
     rows = {label: res.row() for label, res in results.items()}
     errors = {label: res.error for label, res in results.items() if res.error}
     retried = {label: res.retried for label, res in results.items() if res.retried}
-    command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
     md = render(rows, errors, args, command.strip())
     if skipped:
         md += "\n\nNot installed here, so not measured: " + ", ".join(skipped) + "."
@@ -334,6 +342,26 @@ def main(argv: list[str] | None = None) -> int:
         _, _, tail = rest.partition(END)
         DOCS.write_text(f"{head}{START}\n{md}\n{END}{tail}")
     return 1 if errors and args.smoke else 0
+
+
+def _density(args: argparse.Namespace, command: str) -> int:
+    from . import density
+
+    prefix = Path(tempfile.mkdtemp(prefix="kk-bench-prefix-"))
+    try:
+        results, _missing, md = density.run_density(args, setup(prefix), command)
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
+    print(md)
+    if args.json:
+        Path(args.json).write_text(json.dumps([vars(r) for r in results], indent=2))
+    if args.update_docs:
+        density.chart(results, DENSITY_CHART)
+        text = DOCS.read_text()
+        head, _, rest = text.partition(density.START)
+        _, _, tail = rest.partition(density.END)
+        DOCS.write_text(f"{head}{density.START}\n{md}\n{density.END}{tail}")
+    return 1 if args.smoke and any(r.error for r in results) else 0
 
 
 def _fmt(x: float | None, digits: int = 2) -> str:

@@ -32,6 +32,29 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
     assert "| kernelkit Echo |" in done.stdout
 
 
+@pytest.mark.timeout(600)
+def test_density_smoke_run(tmp_path: Path) -> None:
+    """N kernels of each kind alive at once through jupyter_server: every figure measured."""
+    out = tmp_path / "density.json"
+    done = subprocess.run([sys.executable, "-m", "bench", "--density", "1,3", "--smoke",
+                           "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = json.loads(out.read_text())
+    kinds = {row["label"] for row in rows}
+    assert kinds == {"kernelkit Echo", "kernelkit Deno Echo (bridge)", "ipykernel Echo",
+                     "xeus-python", "kernmini Echo"}
+    assert sorted({row["n"] for row in rows}) == [1, 3]
+    for row in rows:
+        assert row["error"] == "", row
+        figures = [row[k] for k in ("all_ready_s", "rss_total_mb", "pss_total_mb",
+                                    "rtt_p50_ms", "rtt_p99_ms")]
+        assert all(x is not None and x > 0 for x in figures), row
+        assert row["rtt_p50_ms"] <= row["rtt_p99_ms"]
+    assert "| kernelkit Echo | 3 |" in done.stdout
+    assert "kernels in 8 GiB" in done.stdout
+
+
 def test_micro_benchmark_smoke_run() -> None:
     done = subprocess.run([sys.executable, "-m", "bench.micro", "--smoke"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
