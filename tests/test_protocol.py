@@ -221,6 +221,11 @@ def test_interrupt_stops_a_pure_python_loop(start_kernel: Any, spec: str) -> Non
     reply = _interrupt_while_looping(k)
     assert reply["content"]["status"] == "error"
     assert reply["content"]["ename"] == "KeyboardInterrupt"
+    # The traceback ends at the user's loop, not in kernelkit's signal handler.
+    traceback = "\n".join(reply["content"]["traceback"])
+    assert "kk_testkernels.py" in traceback, traceback
+    assert "kernelkit/server.py" not in traceback and "interrupts.py" not in traceback, traceback
+    assert reply["content"]["traceback"][-1] == "KeyboardInterrupt"
     assert k.stdout("alive") == "alive"
     reply = _interrupt_while_looping(k, "sleep 30")
     assert reply["content"]["ename"] == "KeyboardInterrupt"

@@ -102,6 +102,10 @@ SHUTDOWN_HOOK_WAIT = 1.0
 IMMEDIATE = frozenset({"kernel_info_request", "comm_info_request"})
 
 
+# Where a SIGINT becomes a KeyboardInterrupt: frames of these are not the user's code.
+_INTERRUPTER_MODULES = frozenset({"kernelkit.server", "kernelkit.interrupts"})
+
+
 def error_content(exc: BaseException, skip_frames: int = 1) -> JSONDict:
     """The ename/evalue/traceback triple of the spec's error replies."""
     import traceback
@@ -110,7 +114,17 @@ def error_content(exc: BaseException, skip_frames: int = 1) -> JSONDict:
     for _ in range(skip_frames):
         if tb is not None and tb.tb_next is not None:
             tb = tb.tb_next
-    lines = traceback.format_exception(type(exc), exc, tb)
+    if isinstance(exc, KeyboardInterrupt):
+        # An interrupt is raised by kernelkit's SIGINT handler, called on top of the user's
+        # frame: end the traceback at the user's line, as a Python prompt would show it.
+        frames = list(traceback.walk_tb(tb))
+        while frames and frames[-1][0].f_globals.get("__name__") in _INTERRUPTER_MODULES:
+            frames.pop()
+        lines = ["Traceback (most recent call last):\n",
+                 *traceback.StackSummary.extract(iter(frames)).format(),
+                 *traceback.format_exception_only(type(exc), exc)]
+    else:
+        lines = traceback.format_exception(type(exc), exc, tb)
     return {
         "status": "error",
         "ename": type(exc).__name__,
