@@ -85,7 +85,6 @@ async def _measure(label: str, spec: str, code: str, n: int, round_trips: int,
     connections = tempfile.mkdtemp(prefix="kk-density-")
     km = AsyncMappingKernelManager(connection_dir=connections)
     clients: list[Any] = []
-    ids: list[str] = []
     try:
         began = time.perf_counter()
         ids = await asyncio.wait_for(

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gateway_client import Gateway, serve_gateway
+from gateway_client import Gateway, kernel_gateway_argv, serve_gateway
 
 from conftest import DENO, ROOT, SUPPORT, kernelkit
 
@@ -57,9 +57,7 @@ def gateway_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def kernel_gateway(gateway_path: Path, tmp_path_factory: pytest.TempPathFactory
                    ) -> Iterator[Gateway]:
-    command = str(Path(sys.executable).parent / "jupyter-kernelgateway")
-    with serve_gateway([command, "--KernelGatewayApp.api=kernel_gateway.jupyter_websocket",
-                       "--JupyterWebsocketPersonality.list_kernels=True"], "KernelGatewayApp",
+    with serve_gateway(kernel_gateway_argv(), "KernelGatewayApp",
                        gateway_path, tmp_path_factory.mktemp("kernel-gateway")) as server:
         yield server
 

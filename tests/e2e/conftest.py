@@ -18,7 +18,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from gateway_client import free_port
 
 from conftest import DENO, ROOT, kernelkit
 
@@ -167,12 +167,6 @@ class LabServer:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _quiet_lab_settings(settings: Path) -> None:
     """No news or update prompts: toasts would cover the notebook, and there is no network."""
     notification = settings / "@jupyterlab" / "apputils-extension"
@@ -253,7 +247,7 @@ def start_lab(tmp_path_factory: pytest.TempPathFactory, name: str,
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = ARTIFACTS / f"{name}.log"
     token = secrets.token_hex(24)
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     # Own config, data, runtime, settings and workspaces; JUPYTER_PATH (the test
     # kernelspecs, set by tests/conftest.py) and sys.prefix (kernelkit-echo) are kept.

@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -89,7 +90,6 @@ class Channels:
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.session = uuid.uuid4().hex
-        self.early: list[dict[str, Any]] = []
 
     def send(self, msg_type: str, content: dict[str, Any], channel: str = "shell") -> str:
         msg_id = uuid.uuid4().hex
@@ -104,8 +104,6 @@ class Channels:
         return msg_id
 
     def receive(self, timeout: float = 30) -> dict[str, Any]:
-        if self.early:
-            return self.early.pop(0)
         return dict(json.loads(self.ws.recv(timeout=timeout)))
 
     def collect(self, msg_id: str, timeout: float = 30,
@@ -159,7 +157,7 @@ class Channels:
             try:
                 until = time.monotonic() + 0.5
                 while time.monotonic() < until:
-                    msg = dict(json.loads(self.ws.recv(timeout=until - time.monotonic())))
+                    msg = self.receive(timeout=until - time.monotonic())
                     parent = msg.get("parent_header", {}).get("msg_id")
                     if msg["channel"] == "iopub" and parent in sent:
                         return
@@ -187,6 +185,13 @@ def wait_http(base: str, process: subprocess.Popen[bytes], log: Path,
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.2)
     raise RuntimeError(f"server at {base} did not answer in {timeout}s:\n{log.read_text()}")
+
+
+def kernel_gateway_argv(*options: str) -> list[str]:
+    """Kernel Gateway from this environment, in jupyter-websocket mode, listing kernels."""
+    return [str(Path(sys.executable).parent / "jupyter-kernelgateway"),
+            "--KernelGatewayApp.api=kernel_gateway.jupyter_websocket",
+            "--JupyterWebsocketPersonality.list_kernels=True", *options]
 
 
 @contextmanager
