@@ -303,12 +303,18 @@ def main(argv: list[str] | None = None) -> int:
                     progress.update(task, description=f"round {r + 1}: {k.label}")
                     one_round(k, results[k.label], args, ctx)
                     res = results[k.label]
-                    if res.error and args.smoke:
+                    missing = res.error or (
+                        (res.pipelined_failures[:1] if not res.pipelined else [])
+                        + (res.output_failures[:1] if not res.output else [])
+                    )
+                    if missing and args.smoke:
                         # A smoke run checks that the command works, on a machine that may
-                        # be busy: a kernel that failed once (xeus-python has stalled in a
-                        # pipelined run under load) gets one more try, and the note says so.
-                        console.print(f"[yellow]{k.label}: {res.error}; trying once more")
-                        res.retried, res.error = res.error, ""
+                        # be busy: a kernel that failed once, or lost a figure (xeus-python
+                        # and async-kernel have stalled in a pipelined run under CI's load),
+                        # gets one more try, and the note says so.
+                        why = res.error or "; ".join(missing)
+                        console.print(f"[yellow]{k.label}: {why}; trying once more")
+                        res.retried, res.error = why, ""
                         one_round(k, res, args, ctx)
                     progress.advance(task)
         ctx.term()
