@@ -108,6 +108,10 @@ def _parser() -> argparse.ArgumentParser:
     rm = sub.add_parser("remove", help="remove an installed kernelkit kernelspec")
     rm.add_argument("name", metavar="NAME")
 
+    from .launch import add_parser as add_launch_parser
+
+    add_launch_parser(sub)
+
     from .check.command import add_parser as add_check_parser
 
     add_check_parser(sub)
@@ -219,6 +223,10 @@ def _command(argv: list[str]) -> int:
         from .adopt import run as run_adopt
 
         return run_adopt(args)
+    if args.command == "launch":
+        from .launch import run as run_launch
+
+        return run_launch(args)
     if args.command == "list":
         return _list()
     if args.command == "check":

@@ -44,6 +44,32 @@ class ConnectionFileError(ValueError):
     """A connection file that cannot be read or makes no sense."""
 
 
+# Where a kernel may choose its ports when the connection file leaves them 0: "LO..HI",
+# inclusive (a gateway's launcher sets it so that only a firewall's open range is used).
+PORT_RANGE_ENV = "KERNELKIT_PORT_RANGE"
+
+
+def parse_port_range(text: str) -> tuple[int, int] | None:
+    """``"LO..HI"`` as (LO, HI), inclusive; ``"0..0"`` or ``""`` mean any port (None).
+
+    Enterprise Gateway's spelling. A range too narrow for a kernel's five ports and a
+    launcher's one is refused rather than left to fail at bind time.
+    """
+    text = text.strip()
+    if text in ("", "0..0"):
+        return None
+    lo_text, sep, hi_text = text.partition("..")
+    try:
+        lo, hi = int(lo_text), int(hi_text)
+    except ValueError:
+        lo = hi = -1
+    if not sep or not 1 <= lo <= hi <= 65535:
+        raise ValueError(f"port range {text!r} is not LO..HI with 1 <= LO <= HI <= 65535")
+    if hi - lo + 1 < len(CHANNELS) + 1:
+        raise ValueError(f"port range {text!r} holds fewer than {len(CHANNELS) + 1} ports")
+    return lo, hi
+
+
 class ConnectionInfo:
     """Everything a client needs to reach the kernel, as in a connection file."""
 

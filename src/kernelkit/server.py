@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 import zmq
 
-from .connection import ConnectionInfo
+from .connection import PORT_RANGE_ENV, ConnectionInfo, parse_port_range
 from .connections import (
     MAX_PER_CHANNEL,
     MAX_SUBSCRIBER_BYTES,
@@ -156,6 +156,9 @@ class Server:
 
     def _bind(self) -> None:
         ctx = self._ctx
+        # Ports left 0 are chosen inside this range if a launcher set one (`kernelkit launch`).
+        # Taken out of the environment, so that the user's code does not inherit it.
+        self._port_range = parse_port_range(os.environ.pop(PORT_RANGE_ENV, ""))
         shell = ctx.socket(zmq.ROUTER)
         self.control = ctx.socket(zmq.ROUTER)
         stdin = ctx.socket(zmq.ROUTER)
@@ -207,7 +210,9 @@ class Server:
             if ":" in info.ip:
                 sock.setsockopt(zmq.IPV6, 1)
             if info.port(channel) == 0:
-                info.set_port(channel, sock.bind_to_random_port(host))
+                lo, hi = self._port_range or (49152, 65535)
+                info.set_port(channel, sock.bind_to_random_port(
+                    host, min_port=lo, max_port=hi + 1, max_tries=max(100, hi - lo)))
             else:
                 sock.bind(info.url(channel))
             return
