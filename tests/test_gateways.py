@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gateway_client import Gateway, kernel_gateway_argv, serve_gateway
+from gateway_client import Gateway, enterprise_gateway_venv, kernel_gateway_argv, serve_gateway
 
 from conftest import DENO, ROOT, SUPPORT, kernelkit
 
 pytestmark = pytest.mark.timeout(300)
 
-ENTERPRISE_GATEWAY = "jupyter-enterprise-gateway==3.3.*"
-EG_VENV = ROOT / ".cache" / "enterprise-gateway-3.3"
 LOCAL_PROXY = "enterprise_gateway.services.processproxies.processproxy.LocalProcessProxy"
 # The three kinds of kernelkit kernel: built-in, a bridge backend, a Python module:Class.
 KERNELS = ["gw-echo", "gw-deno-echo", "gw-commands"]
@@ -60,18 +56,6 @@ def kernel_gateway(gateway_path: Path, tmp_path_factory: pytest.TempPathFactory
     with serve_gateway(kernel_gateway_argv(), "KernelGatewayApp",
                        gateway_path, tmp_path_factory.mktemp("kernel-gateway")) as server:
         yield server
-
-
-def enterprise_gateway_venv() -> Path:
-    """Enterprise Gateway's own environment, made once with pip (it cannot share ours)."""
-    command = EG_VENV / "bin" / "jupyter-enterprisegateway"
-    if not command.exists():
-        shutil.rmtree(EG_VENV, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(EG_VENV)], check=True)
-        done = subprocess.run([str(EG_VENV / "bin" / "pip"), "install", "-q",
-                               ENTERPRISE_GATEWAY], capture_output=True, text=True)
-        assert done.returncode == 0, f"could not install {ENTERPRISE_GATEWAY}:\n{done.stderr}"
-    return command
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ TYPE_CHECKING = False  # (not typing's: the bridge's fast path imports as little
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Sequence
+    from typing import Any
 
 # How long a bridge backend may take to answer 'initialize' (s): bridge/kernel.py's default,
 # repeated here so that `kernelkit bridge` can start the backend before importing that module.
@@ -97,6 +98,15 @@ def _parser() -> argparse.ArgumentParser:
     inst.add_argument(
         "--env", metavar="NAME=VALUE", action="append", default=[], type=_env_pair,
         help="set NAME in the kernel's environment (the kernelspec's env); repeatable",
+    )
+    inst.add_argument(
+        "--remote-launcher", choices=("enterprise-gateway", "gateway-provisioners"),
+        help="a kernelspec for a gateway that starts the kernel on remote hosts over SSH "
+        "through `kernelkit launch` (kernelkit[launch] must be installed there)",
+    )
+    inst.add_argument(
+        "--remote-hosts", metavar="HOST,HOST", type=lambda t: [h for h in t.split(",") if h],
+        default=[], help="with --remote-launcher: the hosts (default: the gateway's own list)",
     )
 
     from .adopt import add_parser as add_adopt_parser
@@ -347,6 +357,7 @@ def _install_bridge(args: argparse.Namespace) -> int:
     }
     if args.env:
         spec["env"] = dict(args.env)
+    spec = _for_gateway(args, spec)
     dest = install(spec, args.name, target_dir(args.user, args.sys_prefix, args.prefix))
     print(f"installed kernelspec {args.name.lower()} in {dest}")
     return 0
@@ -427,6 +438,8 @@ def _install(args: argparse.Namespace) -> int:
     else:
         default_name = target.partition(":")[2].split(".")[-1].lower()
         default_display = cls.implementation if cls.implementation != "kernelkit" else cls.__name__
+    if args.remote_launcher:
+        default_name += "-remote"  # beside the local kernelspec, not over it
     name = args.name or default_name
     spec = make_spec(
         args.kernel,
@@ -437,9 +450,26 @@ def _install(args: argparse.Namespace) -> int:
     )
     if args.env:
         spec["env"] = dict(args.env)
+    spec = _for_gateway(args, spec)
     dest = install(spec, name, target_dir(args.user, args.sys_prefix, args.prefix))
     print(f"installed kernelspec {name.lower()} in {dest}")
     return 0
+
+
+def _for_gateway(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str, Any]:
+    """The kernelspec as written, or, with --remote-launcher, the one a gateway needs."""
+    from .errors import UsageError
+
+    if args.remote_launcher is None:
+        if args.remote_hosts:
+            raise UsageError("--remote-hosts is for --remote-launcher")
+        return spec
+    from .launch import remote_spec
+
+    spec = remote_spec(spec, args.remote_launcher, args.remote_hosts)
+    if not args.display_name:
+        spec["display_name"] += " (remote)"
+    return spec
 
 
 def _probe_with_env(env: list[tuple[str, str]]) -> None:

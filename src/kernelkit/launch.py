@@ -31,6 +31,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import secrets
 import select
 import signal
@@ -81,10 +82,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--spark-context-initialization-mode",
                    "--RemoteProcessProxy.spark-context-initialization-mode",
                    dest="spark_mode", default="none", help=argparse.SUPPRESS)
-    p.add_argument("--transport-encryption", choices=("auto", "required", "none"),
-                   default="none",
-                   help="gateway_provisioners: CurveZMQ for the kernel's sockets "
-                   "(auto: if libzmq has it)")
+    p.add_argument("--transport-encryption", dest="transport_encryption", default="",
+                   metavar="POLICY",
+                   help="gateway_provisioners: CurveZMQ for the kernel's sockets: auto (if "
+                   "libzmq has it) or required; empty or disabled: none")
     p.add_argument("--ip", default="0.0.0.0",
                    help="the address the kernel and launcher listen on (default 0.0.0.0: "
                    "the gateway reaches this host by its name)")
@@ -159,6 +160,17 @@ def parse_request(data: bytes) -> tuple[str, int]:
     return "signal", signum
 
 
+def transport_encryption(text: str) -> str | None:
+    """"auto" or "required", or None for none: the gateway passes "" when it wants none,
+    and a placeholder it did not fill (``{transport_encryption}``) means the same."""
+    policy = text.strip().lower()
+    if policy in ("", "none", "disabled") or (policy.startswith("{") and policy.endswith("}")):
+        return None
+    if policy not in ("auto", "required"):
+        raise UsageError(f"--transport-encryption {text!r}: auto, required or disabled")
+    return policy
+
+
 def parse_address(text: str) -> tuple[str, int]:
     host, sep, port_text = text.rpartition(":")
     host = host.strip("[]")
@@ -185,6 +197,7 @@ class Launcher:
             raise UsageError(f"--port-range: {exc}") from None
         self.response = parse_address(args.response_address)
         load_public_key(args.public_key)  # a bad key is refused before a kernel starts
+        self.encryption = transport_encryption(args.transport_encryption)
         self.folder = tempfile.mkdtemp(prefix="kernelkit-launch-")  # mode 0700
         self.connection_file = os.path.join(self.folder, f"kernel-{args.kernel_id}.json")
         self.child: subprocess.Popen[bytes] | None = None
@@ -209,13 +222,13 @@ class Launcher:
     def _start_kernel(self) -> ConnectionInfo:
         info = ConnectionInfo(ip=self.args.ip, key=secrets.token_hex(32),
                               kernel_name=os.environ.get("KERNEL_NAME", ""))
-        if self.args.transport_encryption != "none":
+        if self.encryption is not None:
             import zmq
 
             if zmq.has("curve"):
                 public, secret = zmq.curve_keypair()
                 info.curve_publickey, info.curve_secretkey = public.decode(), secret.decode()
-            elif self.args.transport_encryption == "required":
+            elif self.encryption == "required":
                 raise StartupError("--transport-encryption required: this libzmq has no "
                                    "CurveZMQ")
         info.write(self.connection_file)
@@ -399,3 +412,50 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, forward)
     return launcher.run()
+
+
+# -- kernelspecs for gateways -------------------------------------------------------------
+
+GATEWAYS = ("enterprise-gateway", "gateway-provisioners")
+EG_DISTRIBUTED = "enterprise_gateway.services.processproxies.distributed.DistributedProcessProxy"
+# Gateways run the argv on the remote host by joining it with spaces into a shell command,
+# unquoted: anything but these characters would be read by that shell.
+_SHELL_SAFE = re.compile(r"^[A-Za-z0-9_./:=@%+,{}-]+$")
+
+
+def remote_spec(spec: dict[str, Any], gateway: str, hosts: list[str]) -> dict[str, Any]:
+    """A local kernelspec made into one a gateway launches on remote hosts through
+    ``kernelkit launch`` (Enterprise Gateway's distributed process proxy, or
+    gateway_provisioners' distributed provisioner)."""
+    argv = list(spec["argv"])
+    if argv[1:3] != ["-m", "kernelkit"] or argv[3] not in ("run", "bridge"):
+        raise UsageError("--remote-launcher: this kernel is not started by `kernelkit run` "
+                         "or `kernelkit bridge`")
+    rest = argv[4:]
+    at = rest.index("-f")
+    del rest[at : at + 2]  # the launcher writes the connection file on the remote host
+    contract = ["--kernel-id", "{kernel_id}", "--response-address", "{response_address}",
+                "--public-key", "{public_key}", "--port-range", "{port_range}"]
+    if gateway == "gateway-provisioners":
+        # One word even when the gateway fills in nothing (no encryption wanted).
+        contract.append("--transport-encryption={transport_encryption}")
+    new_argv = [*argv[:3], "launch", *contract, *rest]
+    unsafe = [a for a in new_argv if not _SHELL_SAFE.match(a)]
+    if unsafe:
+        raise UsageError(
+            "--remote-launcher: the gateway runs the kernel's command line through a remote "
+            f"shell without quoting it, so it may not contain {unsafe[0]!r} (spaces, quotes "
+            "and shell characters); install from a path without them")
+    metadata = dict(spec.get("metadata") or {})
+    if gateway == "enterprise-gateway":
+        proxy: dict[str, Any] = {"class_name": EG_DISTRIBUTED}
+        if hosts:
+            proxy["config"] = {"remote_hosts": ",".join(hosts)}
+        metadata["process_proxy"] = proxy
+        metadata.pop("supported_encryption", None)  # Enterprise Gateway 3 cannot use it
+    else:
+        metadata["kernel_provisioner"] = {
+            "provisioner_name": "distributed-provisioner",
+            "config": {"remote_hosts": hosts} if hosts else {},
+        }
+    return {**spec, "argv": new_argv, "metadata": metadata}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -196,13 +197,14 @@ def kernel_gateway_argv(*options: str) -> list[str]:
 
 @contextmanager
 def serve_gateway(argv: list[str], app: str, jupyter_path: Path,
-                  home: Path) -> Iterator[Gateway]:
+                  home: Path, env: dict[str, str] | None = None) -> Iterator[Gateway]:
     """Run a gateway server until the tests are done; stop it and check no kernel outlives it."""
     token = "gateway-test-token"
     port = free_port()
     env = dict(os.environ, JUPYTER_PATH=str(jupyter_path),
                JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-               JUPYTER_DATA_DIR=str(home / "data"), JUPYTER_CONFIG_DIR=str(home / "config"))
+               JUPYTER_DATA_DIR=str(home / "data"), JUPYTER_CONFIG_DIR=str(home / "config"),
+               **(env or {}))
     log = home / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen([*argv, f"--{app}.ip=127.0.0.1", f"--port={port}",
@@ -224,3 +226,20 @@ def serve_gateway(argv: list[str], app: str, jupyter_path: Path,
         for child in alive:
             child.kill()
         assert not alive, f"kernels outlived the gateway: {alive}\n{log.read_text()}"
+
+
+ENTERPRISE_GATEWAY = "jupyter-enterprise-gateway==3.3.*"
+EG_VENV = Path(__file__).resolve().parents[2] / ".cache" / "enterprise-gateway-3.3"
+
+
+def enterprise_gateway_venv() -> Path:
+    """Enterprise Gateway's own environment, made once with pip (it pins jupyter_client < 7
+    and jupyter_server < 2, so it cannot share the test environment)."""
+    command = EG_VENV / "bin" / "jupyter-enterprisegateway"
+    if not command.exists():
+        shutil.rmtree(EG_VENV, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(EG_VENV)], check=True)
+        done = subprocess.run([str(EG_VENV / "bin" / "pip"), "install", "-q",
+                               ENTERPRISE_GATEWAY], capture_output=True, text=True)
+        assert done.returncode == 0, f"could not install {ENTERPRISE_GATEWAY}:\n{done.stderr}"
+    return command
