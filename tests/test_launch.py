@@ -32,7 +32,8 @@ from jupyter_client import BlockingKernelClient
 
 from conftest import DENO, ROOT, stdout_of
 from kernelkit.connection import parse_port_range
-from kernelkit.launch import encrypt_payload, parse_request
+from kernelkit.errors import UsageError
+from kernelkit.launch import encrypt_payload, parse_request, remote_spec
 
 PRIVATE = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # EG's key size
 PUBLIC = base64.b64encode(PRIVATE.public_key().public_bytes(
@@ -151,6 +152,8 @@ def test_a_launched_kernel_is_announced_used_interrupted_and_shut_down() -> None
         kc = run.client()
         try:
             assert stdout_of(kc, "print hello") == "hello\n"
+            modules = set(json.loads(stdout_of(kc, "modules")))
+            assert "zmq" in modules and "cryptography" not in modules  # the launcher's only
             run.request(b'{"signum": 0}')  # a poll: nothing happens
             msg_id = kc.execute("loop")
             time.sleep(0.5)
@@ -164,6 +167,18 @@ def test_a_launched_kernel_is_announced_used_interrupted_and_shut_down() -> None
             assert run.proc.wait(30) == 0
             assert not kernel.is_running()
             assert refused(conn["comm_port"])
+        finally:
+            kc.stop_channels()
+
+
+def test_the_port_range_is_not_passed_on_to_what_user_code_starts() -> None:
+    with launched(["kk_testkernels:PythonKernel"], "41000..42000") as run:
+        kc = run.client()
+        try:
+            code = ("import os, subprocess, sys; print(subprocess.run([sys.executable, '-c', "
+                    "'import os; print(os.environ.get(\\'KERNELKIT_PORT_RANGE\\'))'], "
+                    "capture_output=True, text=True).stdout.strip())")
+            assert stdout_of(kc, code).strip() == "None"
         finally:
             kc.stop_channels()
 
@@ -256,3 +271,30 @@ def test_launcher_mistakes_get_one_line(args: list[str], said: str) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done
     assert said in done.stderr, done.stderr
+
+
+def test_a_remote_kernelspec_calls_the_launcher_and_refuses_what_a_shell_would_read() -> None:
+    local = {"argv": ["/opt/k/bin/python", "-m", "kernelkit", "run", "mod:K", "--path", "/srv",
+                      "-f", "{connection_file}"], "display_name": "K", "language": "k",
+             "metadata": {"kernelkit": {"kernel": "mod:K"}, "supported_encryption": ["curve"]}}
+    eg = remote_spec(local, "enterprise-gateway", ["node1", "node2"])
+    assert eg["argv"] == ["/opt/k/bin/python", "-m", "kernelkit", "launch",
+                          "--kernel-id", "{kernel_id}", "--response-address",
+                          "{response_address}", "--public-key", "{public_key}",
+                          "--port-range", "{port_range}", "mod:K", "--path", "/srv"]
+    assert eg["metadata"]["process_proxy"]["config"] == {"remote_hosts": "node1,node2"}
+    assert "supported_encryption" not in eg["metadata"]
+    gp = remote_spec(local, "gateway-provisioners", [])
+    assert "--transport-encryption={transport_encryption}" in gp["argv"]
+    assert gp["metadata"]["kernel_provisioner"] == {
+        "provisioner_name": "distributed-provisioner", "config": {}}
+    assert gp["metadata"]["supported_encryption"] == ["curve"]
+    bridge = dict(local, argv=["/opt/k/bin/python", "-m", "kernelkit", "bridge", "-f",
+                               "{connection_file}", "--", "/usr/bin/deno", "run", "/srv/k.ts"])
+    assert remote_spec(bridge, "enterprise-gateway", [])["argv"][-4:] == [
+        "--", "/usr/bin/deno", "run", "/srv/k.ts"]
+    for unsafe in ("/srv/my kernels", "/srv/$(id)", "/srv/a;b", '/srv/"q"'):
+        spaced = dict(local, argv=[*local["argv"][:5], "--path", unsafe, "-f",
+                                   "{connection_file}"])
+        with pytest.raises(UsageError, match="remote shell"):
+            remote_spec(spaced, "enterprise-gateway", [])

@@ -5,12 +5,14 @@ The "remote host" is a real OpenSSH server (Debian's ``openssh-server``) that th
 start with throw-away keys on 127.0.0.2: Enterprise Gateway takes an address that is
 one of this machine's own (127.0.0.1 among them) for local and starts the kernel
 without SSH, while the rest of 127.0.0.0/8 is loopback too, so 127.0.0.2 is a host
-it must reach over SSH. The kernelspecs are written by ``kernelkit install
---remote-launcher enterprise-gateway``.
+it must reach over SSH. The same tests run through gateway_provisioners' distributed
+provisioner under Kernel Gateway (jupyter_client 8). The kernelspecs are written by
+``kernelkit install --remote-launcher enterprise-gateway|gateway-provisioners``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -91,6 +93,17 @@ def ssh_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHHost]:
         sshd.wait(30)
 
 
+@contextmanager
+def kernel_logs_removed() -> Iterator[None]:
+    """The gateways log each remote kernel to /tmp/kernel-ID.log on its host: ours is this one."""
+    before = set(Path("/tmp").glob("kernel-*.log"))
+    try:
+        yield
+    finally:
+        for log in set(Path("/tmp").glob("kernel-*.log")) - before:
+            log.unlink(missing_ok=True)
+
+
 def remote_specs(prefix: Path, gateway: str, names: str) -> Path:
     """Kernelspecs for remote hosts, as `kernelkit install --remote-launcher` writes them."""
     remote = ["--remote-launcher", gateway, "--remote-hosts", REMOTE, "--prefix", str(prefix)]
@@ -113,10 +126,11 @@ def enterprise_gateway(ssh_host: SSHHost, tmp_path_factory: pytest.TempPathFacto
     lo, hi = PORT_RANGE
     env = {"HOME": str(ssh_host.home), "EG_SSH_PORT": str(ssh_host.port),
            "EG_REMOTE_USER": getpass.getuser()}
-    with serve_gateway([str(command), "--EnterpriseGatewayApp.list_kernels=True",
-                        f"--EnterpriseGatewayApp.port_range={lo}..{hi}"],
-                       "EnterpriseGatewayApp", specs,
-                       tmp_path_factory.mktemp("enterprise-gateway-remote"), env) as server:
+    with kernel_logs_removed(), serve_gateway(
+            [str(command), "--EnterpriseGatewayApp.list_kernels=True",
+             f"--EnterpriseGatewayApp.port_range={lo}..{hi}"],
+            "EnterpriseGatewayApp", specs,
+            tmp_path_factory.mktemp("enterprise-gateway-remote"), env) as server:
         yield server
     assert not launched_processes(), "a remote kernel outlived the gateway"
 
@@ -130,8 +144,9 @@ def provisioners(ssh_host: SSHHost, tmp_path_factory: pytest.TempPathFactory,
     lo, hi = PORT_RANGE
     env = {"HOME": str(ssh_host.home), "GP_SSH_PORT": str(ssh_host.port),
            "GP_REMOTE_USER": getpass.getuser(), "GP_PORT_RANGE": f"{lo}..{hi}"}
-    with serve_gateway(kernel_gateway_argv(*options), "KernelGatewayApp", specs,
-                       tmp_path_factory.mktemp("provisioners-remote"), env) as server:
+    with kernel_logs_removed(), serve_gateway(
+            kernel_gateway_argv(*options), "KernelGatewayApp", specs,
+            tmp_path_factory.mktemp("provisioners-remote"), env) as server:
         yield server
     assert not launched_processes(), "a remote kernel outlived the gateway"
 
@@ -256,3 +271,50 @@ def test_transport_encryption_through_the_provisioners(
                 assert text.strip() == "sealed"
         finally:
             server.delete(kernel_id)
+
+
+def test_a_remote_kernel_that_dies_is_restarted_by_the_gateway(gateway: Gateway) -> None:
+    """The launcher exits with its kernel, so its communication port refuses the gateway's
+    next poll: the gateway sees a dead kernel and starts it again, as a local one would be
+    (Enterprise Gateway only while a client is connected, as a notebook is)."""
+    kernel_id = gateway.start("remote-echo", env=START_ENV)
+    try:
+        with gateway.channels(kernel_id) as channels:
+            first = launcher(kernel_id)
+            (kernel,) = first.children()
+            kernel.kill()
+            wait_gone([first])  # the launcher exits with its kernel
+            while True:  # the gateway tells its clients, as for any kernel that died
+                msg = channels.receive(timeout=60)
+                if msg["msg_type"] == "status" and (
+                        msg["content"]["execution_state"] == "restarting"):
+                    break
+        deadline = time.monotonic() + 60
+        while not answered(kernel_id, first.pid):
+            assert time.monotonic() < deadline, "the gateway did not restart the dead kernel"
+            time.sleep(0.2)
+        # A client that connects while the gateway is still taking in the new kernel's ports
+        # gets the old ones (the gateway's race, not the kernel's: Enterprise Gateway looks
+        # for the launcher's answer every EG_POLL_INTERVAL, 0.5 s). So wait that out, and
+        # connect again, as a user would, if a connection never hears from the kernel.
+        time.sleep(1.0)
+        for attempt in range(4):
+            try:
+                with gateway.channels(kernel_id, ready_timeout=5) as channels:
+                    _reply, text = channels.execute("back again", timeout=60)
+                    assert text.strip() == "back again"
+                    break
+            except TimeoutError:
+                assert attempt < 3, "the restarted kernel never answered through the gateway"
+    finally:
+        gateway.delete(kernel_id)
+
+
+def answered(kernel_id: str, old_pid: int) -> bool:
+    """Whether a new launcher for the kernel has its communication port open, which it opens
+    just before it sends the gateway the connection info."""
+    for proc in launched_processes(kernel_id):
+        if proc.pid != old_pid and "launch" in proc.cmdline():
+            with contextlib.suppress(psutil.Error):
+                return any(c.status == psutil.CONN_LISTEN for c in proc.net_connections("tcp"))
+    return False

@@ -76,12 +76,12 @@ class Gateway:
         return dict(self.call("GET", "/api/kernelspecs"))
 
     @contextmanager
-    def channels(self, kernel_id: str) -> Iterator[Channels]:
+    def channels(self, kernel_id: str, ready_timeout: float = 60) -> Iterator[Channels]:
         url = self.base.replace("http", "ws", 1) + f"/api/kernels/{kernel_id}/channels"
         with connect(url, additional_headers={"Authorization": f"token {self.token}"},
                      max_size=None, open_timeout=30) as ws:
             channels = Channels(ws)
-            channels.ready()
+            channels.ready(ready_timeout)
             yield channels
 
 
