@@ -16,7 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gateway_client import Gateway, enterprise_gateway_venv, kernel_gateway_argv, serve_gateway
+from gateway_client import (
+    Gateway,
+    enterprise_gateway_venv,
+    interrupts_a_loop,
+    kernel_gateway_argv,
+    serve_gateway,
+)
 
 from conftest import DENO, ROOT, SUPPORT, kernelkit
 
@@ -112,20 +118,7 @@ def test_an_interrupt_through_a_gateway_stops_a_loop_and_the_kernel_goes_on(
     kernel_id = server.start(prefix + "gw-commands", env=env)
     try:
         with server.channels(kernel_id) as channels:
-            msg_id = channels.send("execute_request", {
-                "code": "loop", "silent": False, "store_history": True,
-                "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
-            # The loop has begun once it says so; then interrupt it over REST.
-            while True:
-                msg = channels.receive(timeout=30)
-                if msg["msg_type"] == "stream" and "started" in msg["content"]["text"]:
-                    break
-            server.interrupt(kernel_id)
-            reply, _ = channels.collect(msg_id, timeout=30)
-            assert reply["content"]["status"] == "error", reply
-            assert reply["content"]["ename"] == "KeyboardInterrupt"
-            reply, text = channels.execute("still here")
-            assert text.strip() == "still here"
+            interrupts_a_loop(server, kernel_id, channels)
     finally:
         server.delete(kernel_id)
 

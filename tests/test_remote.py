@@ -27,7 +27,13 @@ from pathlib import Path
 
 import psutil
 import pytest
-from gateway_client import Gateway, enterprise_gateway_venv, kernel_gateway_argv, serve_gateway
+from gateway_client import (
+    Gateway,
+    enterprise_gateway_venv,
+    interrupts_a_loop,
+    kernel_gateway_argv,
+    serve_gateway,
+)
 
 from conftest import DENO, ROOT, SUPPORT, kernelkit
 
@@ -237,19 +243,8 @@ def test_a_remote_kernel_is_interrupted_through_its_launcher(gateway: Gateway) -
     kernel_id = gateway.start("remote-commands", env=START_ENV)
     try:
         with gateway.channels(kernel_id) as channels:
-            msg_id = channels.send("execute_request", {
-                "code": "loop", "silent": False, "store_history": True,
-                "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
-            while True:
-                msg = channels.receive(timeout=30)
-                if msg["msg_type"] == "stream" and "started" in msg["content"]["text"]:
-                    break
-            gateway.interrupt(kernel_id)  # the gateway sends {"signum": 2} to the launcher
-            reply, _ = channels.collect(msg_id, timeout=30)
-            assert reply["content"]["status"] == "error", reply
-            assert reply["content"]["ename"] == "KeyboardInterrupt"
-            reply, text = channels.execute("print still here")
-            assert text.strip() == "still here"
+            # The gateway sends {"signum": 2} to the launcher's communication port.
+            interrupts_a_loop(gateway, kernel_id, channels)
     finally:
         gateway.delete(kernel_id)
 

@@ -391,8 +391,9 @@ def _install_typescript(args: argparse.Namespace) -> int:
         raise StartupError(f"could not prepare the TypeScript kernel: {exc}") from None
     args.backend_command = typescript.backend_argv(deno, list(args.deno_flags), cache)
     args.kernel = None
-    args.name = args.name or "kernelkit-typescript"
-    args.display_name = args.display_name or "TypeScript (Deno, kernelkit)"
+    remote = " (remote)" if args.remote_launcher else ""
+    args.name = args.name or "kernelkit-typescript" + ("-remote" if remote else "")
+    args.display_name = args.display_name or "TypeScript (Deno, kernelkit)" + remote
     return _install_bridge(args)
 
 

@@ -243,3 +243,21 @@ def enterprise_gateway_venv() -> Path:
                                ENTERPRISE_GATEWAY], capture_output=True, text=True)
         assert done.returncode == 0, f"could not install {ENTERPRISE_GATEWAY}:\n{done.stderr}"
     return command
+
+
+def interrupts_a_loop(gateway: Gateway, kernel_id: str, channels: Channels) -> None:
+    """Start the command kernel's endless loop, interrupt it over REST once it has begun:
+    the reply is a KeyboardInterrupt error, and the kernel goes on."""
+    msg_id = channels.send("execute_request", {
+        "code": "loop", "silent": False, "store_history": True,
+        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
+    while True:  # the loop has begun once it says so
+        msg = channels.receive(timeout=30)
+        if msg["msg_type"] == "stream" and "started" in msg["content"]["text"]:
+            break
+    gateway.interrupt(kernel_id)
+    reply, _ = channels.collect(msg_id, timeout=30)
+    assert reply["content"]["status"] == "error", reply
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    reply, text = channels.execute("still here")
+    assert text.strip() == "still here"
