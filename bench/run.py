@@ -171,6 +171,11 @@ class Results:
     # (deno jupyter has sent 10 MB of output that was not valid UTF-8 in some rounds).
     output_failures: list[str] = field(default_factory=list)
     pipelined_failures: list[str] = field(default_factory=list)  # likewise, pipelined runs
+    failures: list[str] = field(default_factory=list)  # rounds that failed outright, and why
+
+    @property
+    def failed_every_round(self) -> bool:
+        return bool(self.failures) and not self.startup
 
     def row(self) -> dict[str, float | None]:
         def med(xs: list[float]) -> float | None:
@@ -235,7 +240,10 @@ def one_round(
             return
         res.rss_after_output.append(run.rss_mb())
     except Exception as exc:
-        res.error = f"{type(exc).__name__}: {exc}"
+        # This round is lost, not the kernel's other rounds (async-kernel has, now and then,
+        # started without its IOPub ever delivering): the figures are the other rounds' and
+        # the note says so; a kernel that fails every round is an error (row "failed").
+        res.failures.append(f"{type(exc).__name__}: {exc}")
     finally:
         run.stop()
 
@@ -303,8 +311,9 @@ def main(argv: list[str] | None = None) -> int:
                     progress.update(task, description=f"round {r + 1}: {k.label}")
                     one_round(k, results[k.label], args, ctx)
                     res = results[k.label]
-                    missing = res.error or (
-                        (res.pipelined_failures[:1] if not res.pipelined else [])
+                    missing = (
+                        (res.failures[-1:] if not res.startup else [])
+                        + (res.pipelined_failures[:1] if not res.pipelined else [])
                         + (res.output_failures[:1] if not res.output else [])
                     )
                     if missing and args.smoke:
@@ -312,15 +321,18 @@ def main(argv: list[str] | None = None) -> int:
                         # be busy: a kernel that failed once, or lost a figure (xeus-python
                         # and async-kernel have stalled in a pipelined run under CI's load),
                         # gets one more try, and the note says so.
-                        why = res.error or "; ".join(missing)
+                        why = "; ".join(missing)
                         console.print(f"[yellow]{k.label}: {why}; trying once more")
-                        res.retried, res.error = why, ""
+                        res.retried = why
                         one_round(k, res, args, ctx)
                     progress.advance(task)
         ctx.term()
     finally:
         shutil.rmtree(prefix, ignore_errors=True)
 
+    for res in results.values():
+        if res.failed_every_round:
+            res.error = res.failures[-1]
     rows = {label: res.row() for label, res in results.items()}
     errors = {label: res.error for label, res in results.items() if res.error}
     retried = {label: res.retried for label, res in results.items() if res.retried}
@@ -328,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     if skipped:
         md += "\n\nNot installed here, so not measured: " + ", ".join(skipped) + "."
     for label, res in results.items():
+        if res.failures and not res.error:
+            md += (f"\n\n{label}: {len(res.failures)} of {args.rounds} rounds failed "
+                   f"({res.failures[0]}); its figures are the other rounds'.")
         if res.pipelined_failures:
             md += (f"\n\n{label}: the pipelined run stalled in {len(res.pipelined_failures)} of "
                    f"{args.rounds} rounds ({res.pipelined_failures[0]}); its pipelined figure "
