@@ -19,12 +19,11 @@ import pytest
 from gateway_client import (
     Gateway,
     enterprise_gateway_venv,
+    install_gateway_kernels,
     interrupts_a_loop,
     kernel_gateway_argv,
     serve_gateway,
 )
-
-from conftest import DENO, ROOT, SUPPORT, kernelkit
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -38,13 +37,7 @@ def gateway_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Jupyter path with the kernels under test, each spec's argv absolute (a gateway in
     another environment runs them as they are)."""
     prefix = tmp_path_factory.mktemp("gateway-kernels")
-    for args in (["echo", "--name", "gw-echo"],
-                 ["--name", "gw-deno-echo", "--", DENO, "run",
-                  str(ROOT / "examples/deno/echo.ts")],
-                 ["kk_testkernels:CommandKernel", "--name", "gw-commands",
-                  "--env", f"PYTHONPATH={SUPPORT}"]):
-        done = kernelkit("install", "--prefix", str(prefix), *args, cwd=SUPPORT)
-        assert done.returncode == 0, done.stderr
+    install_gateway_kernels(prefix, "gw-")
     kernels = prefix / "share" / "jupyter" / "kernels"
     # Enterprise Gateway picks a process proxy from the spec; say the local one outright.
     for name in KERNELS:
@@ -115,12 +108,7 @@ def test_a_kernel_starts_runs_restarts_and_is_deleted_through_a_gateway(
 def test_an_interrupt_through_a_gateway_stops_a_loop_and_the_kernel_goes_on(
         gateway: tuple[Gateway, str, dict[str, str]]) -> None:
     server, prefix, env = gateway
-    kernel_id = server.start(prefix + "gw-commands", env=env)
-    try:
-        with server.channels(kernel_id) as channels:
-            interrupts_a_loop(server, kernel_id, channels)
-    finally:
-        server.delete(kernel_id)
+    interrupts_a_loop(server, prefix + "gw-commands", env)
 
 
 def test_input_request_is_answered_over_the_gateway_websocket(

@@ -30,12 +30,11 @@ import pytest
 from gateway_client import (
     Gateway,
     enterprise_gateway_venv,
+    install_gateway_kernels,
     interrupts_a_loop,
     kernel_gateway_argv,
     serve_gateway,
 )
-
-from conftest import DENO, ROOT, SUPPORT, kernelkit
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -112,15 +111,8 @@ def kernel_logs_removed() -> Iterator[None]:
 
 def remote_specs(prefix: Path, gateway: str, names: str) -> Path:
     """Kernelspecs for remote hosts, as `kernelkit install --remote-launcher` writes them."""
-    remote = ["--remote-launcher", gateway, "--remote-hosts", REMOTE, "--prefix", str(prefix)]
-    for args in (["echo", "--name", f"{names}echo"],
-                 ["--name", f"{names}deno-echo", "--", DENO, "run",
-                  str(ROOT / "examples/deno/echo.ts")],
-                 ["kk_testkernels:CommandKernel", "--name", f"{names}commands",
-                  "--env", f"PYTHONPATH={SUPPORT}"]):
-        done = kernelkit("install", *remote, *args, cwd=SUPPORT)
-        assert done.returncode == 0, done.stderr
-    return prefix / "share" / "jupyter"
+    return install_gateway_kernels(prefix, names, "--remote-launcher", gateway,
+                                   "--remote-hosts", REMOTE)
 
 
 @pytest.fixture(scope="module")
@@ -240,13 +232,8 @@ def test_a_remote_kernel_starts_runs_restarts_and_stops(gateway: Gateway, kernel
 
 
 def test_a_remote_kernel_is_interrupted_through_its_launcher(gateway: Gateway) -> None:
-    kernel_id = gateway.start("remote-commands", env=START_ENV)
-    try:
-        with gateway.channels(kernel_id) as channels:
-            # The gateway sends {"signum": 2} to the launcher's communication port.
-            interrupts_a_loop(gateway, kernel_id, channels)
-    finally:
-        gateway.delete(kernel_id)
+    # The gateway sends {"signum": 2} to the launcher's communication port.
+    interrupts_a_loop(gateway, "remote-commands", START_ENV)
 
 
 def test_transport_encryption_through_the_provisioners(

@@ -245,19 +245,44 @@ def enterprise_gateway_venv() -> Path:
     return command
 
 
-def interrupts_a_loop(gateway: Gateway, kernel_id: str, channels: Channels) -> None:
-    """Start the command kernel's endless loop, interrupt it over REST once it has begun:
-    the reply is a KeyboardInterrupt error, and the kernel goes on."""
-    msg_id = channels.send("execute_request", {
-        "code": "loop", "silent": False, "store_history": True,
-        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
-    while True:  # the loop has begun once it says so
-        msg = channels.receive(timeout=30)
-        if msg["msg_type"] == "stream" and "started" in msg["content"]["text"]:
-            break
-    gateway.interrupt(kernel_id)
-    reply, _ = channels.collect(msg_id, timeout=30)
-    assert reply["content"]["status"] == "error", reply
-    assert reply["content"]["ename"] == "KeyboardInterrupt"
-    reply, text = channels.execute("still here")
-    assert text.strip() == "still here"
+def interrupts_a_loop(gateway: Gateway, kernelspec: str,
+                      env: dict[str, str] | None = None) -> None:
+    """Start a command kernel, start its endless loop and interrupt it over REST once it has
+    begun: the reply is a KeyboardInterrupt error, and the kernel goes on; delete it."""
+    kernel_id = gateway.start(kernelspec, env=env)
+    try:
+        with gateway.channels(kernel_id) as channels:
+            msg_id = channels.send("execute_request", {
+                "code": "loop", "silent": False, "store_history": True,
+                "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
+            while True:  # the loop has begun once it says so
+                msg = channels.receive(timeout=30)
+                if msg["msg_type"] == "stream" and "started" in msg["content"]["text"]:
+                    break
+            gateway.interrupt(kernel_id)
+            reply, _ = channels.collect(msg_id, timeout=30)
+            assert reply["content"]["status"] == "error", reply
+            assert reply["content"]["ename"] == "KeyboardInterrupt"
+            reply, text = channels.execute("still here")
+            assert text.strip() == "still here"
+    finally:
+        gateway.delete(kernel_id)
+
+
+def install_gateway_kernels(prefix: Path, names: str, *options: str) -> Path:
+    """The three kinds of kernelkit kernel the gateway tests run (built-in Echo, the Deno Echo
+    bridge kernel, a Python module:Class), installed under ``prefix`` as ``<names>echo``,
+    ``<names>deno-echo`` and ``<names>commands``; the Jupyter path that holds them."""
+    support = Path(__file__).resolve().parent
+    deno = str(Path(sys.executable).parent / "deno")
+    echo_ts = str(support.parents[1] / "examples" / "deno" / "echo.ts")
+    for args in (["echo", "--name", f"{names}echo"],
+                 ["--name", f"{names}deno-echo", "--", deno, "run", echo_ts],
+                 ["kk_testkernels:CommandKernel", "--name", f"{names}commands",
+                  "--env", f"PYTHONPATH={support}"]):
+        # (options before "--": everything after it is the bridge backend's command line)
+        done = subprocess.run([sys.executable, "-m", "kernelkit", "install", "--prefix",
+                               str(prefix), *options, *args],
+                              cwd=support, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    return prefix / "share" / "jupyter"
