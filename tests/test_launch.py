@@ -298,3 +298,23 @@ def test_a_remote_kernelspec_calls_the_launcher_and_refuses_what_a_shell_would_r
                                    "{connection_file}"])
         with pytest.raises(UsageError, match="remote shell"):
             remote_spec(spaced, "enterprise-gateway", [])
+
+
+def test_silent_connections_do_not_hold_up_the_gateways_requests() -> None:
+    """Anyone local can connect to the communication port: twenty connections that send
+    nothing (each may take REQUEST_TIMEOUT, 2 s) must not delay an interrupt behind them."""
+    with launched(["kk_testkernels:CommandKernel"]) as run:
+        kc = run.client()
+        silent = [socket.create_connection(("127.0.0.1", run.conn["comm_port"]), timeout=5)
+                  for _ in range(20)]
+        try:
+            msg_id = kc.execute("loop")
+            time.sleep(0.5)
+            run.request(b'{"signum": 2}')
+            reply = kc.get_shell_msg(timeout=15)  # one at a time, the twenty would take 40 s
+            assert reply["parent_header"]["msg_id"] == msg_id
+            assert reply["content"]["ename"] == "KeyboardInterrupt"
+        finally:
+            for s in silent:
+                s.close()
+            kc.stop_channels()

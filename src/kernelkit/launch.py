@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 ALLOWED_SIGNALS = frozenset({0, signal.SIGINT, signal.SIGTERM, signal.SIGKILL})
 REQUEST_MAX_BYTES = 4096  # a request is a few dozen bytes of JSON
 REQUEST_TIMEOUT = 2.0  # s a connection may take to send its request
+MAX_PENDING = 64  # connections read at once on the communication port
 KERNEL_START_TIMEOUT = 60.0  # s until the kernel has bound its ports
 STOP_GRACE = 5.0  # s the kernel gets to exit after SIGTERM, before SIGKILL
 SEND_TRIES = 10  # attempts to reach the response address, 0.5 s apart
@@ -295,31 +296,78 @@ class Launcher:
                            f"{last}")
 
     def _serve(self) -> int:
-        """Answer the communication port until the kernel exits or a shutdown is asked."""
+        """Answer the communication port until the kernel exits or a shutdown is asked.
+
+        Connections are read side by side, each until its peer closes, a whole JSON object
+        has come, or its time or size runs out: one that sends nothing cannot hold up the
+        gateway's next request (anyone local can connect, without a key).
+        """
         assert self.child is not None and self.listener is not None
-        while True:
-            code = self.child.poll()
-            if code is not None:
-                return 128 - code if code < 0 else code  # killed by a signal: as a shell says
-            readable, _, _ = select.select([self.listener], [], [], 0.2)
-            if not readable:
-                continue
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                continue
-            with conn:
-                data = _read_request(conn)
-            try:
-                what, signum = parse_request(data)
-            except ValueError as exc:
-                self._refuse(f"communication port: request dropped ({exc}): {data[:80]!r}")
-                continue
-            if what == "shutdown":
-                return 0
-            if signum:
-                with _suppress_lookup():
-                    os.killpg(self.child.pid, signum)
+        pending: dict[socket.socket, tuple[bytes, float]] = {}  # connection -> (read, deadline)
+        try:
+            while True:
+                code = self.child.poll()
+                if code is not None:
+                    return 128 - code if code < 0 else code  # killed by a signal, as a shell says
+                now = time.monotonic()
+                for conn, (data, deadline) in list(pending.items()):
+                    if now >= deadline:
+                        del pending[conn]
+                        conn.close()
+                        if self._obey(data):
+                            return 0
+                readable, _, _ = select.select([self.listener, *pending], [], [], 0.2)
+                for sock in readable:
+                    if sock is self.listener:
+                        self._accept(pending)
+                        continue
+                    data, deadline = pending[sock]
+                    try:
+                        chunk = sock.recv(REQUEST_MAX_BYTES - len(data))
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        chunk = b""
+                    data += chunk
+                    if chunk and len(data) < REQUEST_MAX_BYTES and not _whole(data):
+                        pending[sock] = (data, deadline)
+                        continue
+                    del pending[sock]
+                    sock.close()
+                    if self._obey(data):
+                        return 0
+        finally:
+            for conn in pending:
+                conn.close()
+
+    def _accept(self, pending: dict[socket.socket, tuple[bytes, float]]) -> None:
+        assert self.listener is not None
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        conn.setblocking(False)
+        if len(pending) >= MAX_PENDING:  # the oldest goes: a flood cannot pile up
+            oldest = min(pending, key=lambda c: pending[c][1])
+            del pending[oldest]
+            oldest.close()
+            self._refuse("communication port: too many connections at once; the oldest closed")
+        pending[conn] = (b"", time.monotonic() + REQUEST_TIMEOUT)
+
+    def _obey(self, data: bytes) -> bool:
+        """Carry out one request; whether it was a shutdown."""
+        assert self.child is not None
+        try:
+            what, signum = parse_request(data)
+        except ValueError as exc:
+            self._refuse(f"communication port: request dropped ({exc}): {data[:80]!r}")
+            return False
+        if what == "shutdown":
+            return True
+        if signum:
+            with _suppress_lookup():
+                os.killpg(self.child.pid, signum)
+        return False
 
     def _refuse(self, text: str) -> None:
         self.refused += 1
@@ -349,25 +397,13 @@ def _host_address() -> str:
         return "127.0.0.1"
 
 
-def _read_request(conn: socket.socket) -> bytes:
-    """Bytes until the peer closes, a whole JSON object has come, or the bounds are hit."""
-    conn.settimeout(REQUEST_TIMEOUT)
-    data = b""
-    deadline = time.monotonic() + REQUEST_TIMEOUT
-    while len(data) < REQUEST_MAX_BYTES and time.monotonic() < deadline:
-        try:
-            chunk = conn.recv(REQUEST_MAX_BYTES - len(data))
-        except OSError:
-            break
-        if not chunk:
-            break
-        data += chunk
-        try:
-            json.loads(data)
-            break  # a whole request: do not wait for the peer to close
-        except ValueError:
-            continue
-    return data
+def _whole(data: bytes) -> bool:
+    """Whether the bytes are a whole JSON value (a request needs no closed connection)."""
+    try:
+        json.loads(data)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def _suppress_lookup() -> contextlib.suppress:
