@@ -318,3 +318,21 @@ def test_silent_connections_do_not_hold_up_the_gateways_requests() -> None:
             for s in silent:
                 s.close()
             kc.stop_channels()
+
+
+def test_install_remote_launcher_writes_beside_the_local_spec(tmp_path: Path) -> None:
+    def install(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "kernelkit", "install", "echo",
+                               "--prefix", str(tmp_path), *args],
+                              capture_output=True, text=True, timeout=60)
+
+    assert install().returncode == 0
+    assert install("--remote-launcher", "enterprise-gateway").returncode == 0
+    kernels = tmp_path / "share" / "jupyter" / "kernels"
+    local = json.loads((kernels / "kernelkit-echo" / "kernel.json").read_text())
+    remote = json.loads((kernels / "kernelkit-echo-remote" / "kernel.json").read_text())
+    assert local["argv"][3] == "run" and remote["argv"][3] == "launch"
+    assert remote["display_name"] == local["display_name"] + " (remote)"
+    assert "remote_hosts" not in json.dumps(remote)  # the gateway's own list, then
+    done = install("--remote-hosts", "node1")
+    assert done.returncode == 2 and "--remote-hosts is for --remote-launcher" in done.stderr
