@@ -323,7 +323,7 @@ def _install_bridge(args: argparse.Namespace) -> int:
 
     from .bridge.kernel import BackendStartError, BridgeKernel
     from .errors import StartupError, UsageError
-    from .kernelspec import install, spec_metadata, target_dir
+    from .kernelspec import bridge_argv, install, spec_metadata, target_dir
 
     if args.kernel:
         raise UsageError("give either KERNEL or -- CMD ARGS, not both")
@@ -346,9 +346,8 @@ def _install_bridge(args: argparse.Namespace) -> int:
             f"the backend does not start, so no kernelspec was written: {exc}"
         ) from None
     probe.do_shutdown(False)
-    argv = [sys.executable, "-m", "kernelkit", "bridge", "-f", "{connection_file}", "--", *command]
     spec = {
-        "argv": argv,
+        "argv": bridge_argv(command),
         "display_name": args.display_name or probe.implementation,
         "language": probe.language,
         "interrupt_mode": args.interrupt_mode,

@@ -101,6 +101,20 @@ def spec_metadata(kernelkit: dict[str, Any]) -> dict[str, Any]:
     return metadata
 
 
+def run_argv(kernel: str, path: str | None = None) -> list[str]:
+    """How Jupyter starts a kernelkit kernel (`kernelkit run`), ``{connection_file}`` to fill."""
+    argv = [sys.executable, "-m", "kernelkit", "run", kernel]
+    if path:
+        argv += ["--path", path]
+    return [*argv, "-f", "{connection_file}"]
+
+
+def bridge_argv(command: list[str]) -> list[str]:
+    """How Jupyter starts a bridge kernel whose backend is ``command`` (`kernelkit bridge`)."""
+    return [sys.executable, "-m", "kernelkit", "bridge", "-f", "{connection_file}", "--",
+            *command]
+
+
 def make_spec(
     kernel: str,
     display_name: str,
@@ -108,12 +122,8 @@ def make_spec(
     interrupt_mode: str = "signal",
     path: str | None = None,
 ) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "kernelkit", "run", kernel]
-    if path:
-        argv += ["--path", path]
-    argv += ["-f", "{connection_file}"]
     return {
-        "argv": argv,
+        "argv": run_argv(kernel, path),
         "display_name": display_name,
         "language": language,
         "interrupt_mode": interrupt_mode,

@@ -413,18 +413,16 @@ def _suppress_lookup() -> contextlib.suppress:
 
 def kernel_argv(args: argparse.Namespace, backend: list[str]) -> list[str]:
     """The kernel's command line, as ``kernelkit install`` would write it."""
+    from .kernelspec import bridge_argv, run_argv
+
     if backend:
         if args.kernel:
             raise UsageError("give either KERNEL or -- CMD ARGS, not both")
-        return [sys.executable, "-m", "kernelkit", "bridge", "-f", "{connection_file}",
-                "--", *backend]
+        return bridge_argv(backend)
     if not args.kernel:
         raise UsageError("launch needs KERNEL (a built-in name or module:Class), "
                          "or -- CMD ARGS for a bridge backend")
-    argv = [sys.executable, "-m", "kernelkit", "run", args.kernel]
-    if args.path:
-        argv += ["--path", args.path]
-    return [*argv, "-f", "{connection_file}"]
+    return run_argv(args.kernel, args.path)
 
 
 def run(args: argparse.Namespace) -> int:
