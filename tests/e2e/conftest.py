@@ -334,6 +334,11 @@ def lab_page(request: pytest.FixtureRequest, browser: Browser,
 
     name = re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name).strip("-")
     artifacts = ARTIFACTS / name
+    if (artifacts / "FAILED.png").exists():
+        # A rerun of a test marked flaky: keep the failed attempt's evidence beside this one.
+        previous = ARTIFACTS / f"{name}-failed-attempt"
+        shutil.rmtree(previous, ignore_errors=True)
+        artifacts.rename(previous)
     shutil.rmtree(artifacts, ignore_errors=True)
     artifacts.mkdir(parents=True)
     (lab_server.root / name).mkdir(exist_ok=True)
