@@ -430,3 +430,17 @@ def test_host_closes_the_comms_of_a_backend_that_died(k: Any) -> None:
     assert k.stdout("list") == "[]\n"  # the next cell works, on a fresh backend
     until_idle(k, send(k, "comm_open", {"comm_id": "c4", "target_name": "echo", "data": {}}))
     assert comm_info(k) == {"c4": {"target_name": "echo"}}  # its targets, from initialize
+
+
+def test_the_python_sdk_and_the_host_speak_the_same_protocol_version() -> None:
+    # The SDK is copied beside backends on its own, so it cannot import the host's constant.
+    import importlib.util
+
+    from kernelkit.bridge import BRIDGE_PROTOCOL_VERSION
+
+    path = Path(__file__).parent.parent / "src/kernelkit/sdk/python/kernelkit_backend.py"
+    spec = importlib.util.spec_from_file_location("kernelkit_backend_version", path)
+    assert spec is not None and spec.loader is not None
+    sdk = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sdk)
+    assert sdk.BRIDGE_PROTOCOL_VERSION == BRIDGE_PROTOCOL_VERSION == "1.2"

@@ -324,6 +324,7 @@ def _install_bridge(args: argparse.Namespace) -> int:
     from .bridge.kernel import BackendStartError, BridgeKernel
     from .errors import StartupError, UsageError
     from .kernelspec import bridge_argv, install, spec_metadata, target_dir
+    from .wire import PROTOCOL_VERSION
 
     if args.kernel:
         raise UsageError("give either KERNEL or -- CMD ARGS, not both")
@@ -351,7 +352,7 @@ def _install_bridge(args: argparse.Namespace) -> int:
         "display_name": args.display_name or probe.implementation,
         "language": probe.language,
         "interrupt_mode": args.interrupt_mode,
-        "kernel_protocol_version": "5.5",
+        "kernel_protocol_version": PROTOCOL_VERSION,
         "metadata": spec_metadata({"bridge": command}),
     }
     if args.env:

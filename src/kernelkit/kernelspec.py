@@ -18,6 +18,7 @@ from typing import Any
 
 from .connection import jupyter_data_dir, make_dirs, replace_file
 from .errors import UsageError
+from .wire import PROTOCOL_VERSION
 
 NAME_RE = re.compile(r"^[a-z0-9._-]+$", re.IGNORECASE)
 
@@ -127,7 +128,7 @@ def make_spec(
         "display_name": display_name,
         "language": language,
         "interrupt_mode": interrupt_mode,
-        "kernel_protocol_version": "5.5",
+        "kernel_protocol_version": PROTOCOL_VERSION,
         "metadata": spec_metadata({"kernel": kernel}),
     }
 

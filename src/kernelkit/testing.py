@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager
 from types import FrameType
 from typing import Any
 
-from .wire import JSONDict, Message, utcnow_iso
+from .wire import PROTOCOL_VERSION, JSONDict, Message, utcnow_iso
 
 _ids = itertools.count(1)
 
@@ -38,7 +38,7 @@ def request(
         "session": "test-session",
         "username": "test",
         "date": utcnow_iso(),
-        "version": "5.5",
+        "version": PROTOCOL_VERSION,
         **header,
     }
     if subshell_id is not None:
