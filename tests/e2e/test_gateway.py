@@ -56,7 +56,7 @@ def gateway_lab(request: pytest.FixtureRequest, browser: Browser,
 # gateway, so both reach Kernel Gateway, which logs "Replacing stale connection" and closes
 # the one it saw first (the live one when they cross). In one CI run the status bar then
 # read "commands | Unknown" for 60 s: the page's kernel_info_request got no reply. Not
-# reproduced locally (4 runs). The rerun shows in the report, the failed attempt's artifacts
+# reproduced locally (6 runs). The rerun shows in the report, the failed attempt's artifacts
 # are kept, and a kernelkit fault that breaks this path every time still fails.
 @pytest.mark.flaky(reruns=2, only_rerun=["AssertionError"])
 def test_a_notebook_runs_and_interrupts_a_kernel_behind_a_gateway(
@@ -85,7 +85,7 @@ def test_a_notebook_runs_and_interrupts_a_kernel_behind_a_gateway(
     "Kernel Gateway sometimes gets no reply in JupyterLab; a trace of the kernel's shell "
     "socket showed the execute_request never reached the kernel, and ipykernel behind the "
     "same gateway and Lab lost it too (under a 2-core load: ipykernel 2 of 8 runs, kernelkit "
-    "1 of 8; kernelkit idle: 0 of 14 that day, 2 of 6 on a later machine)"))
+    "1 of 8; kernelkit idle: 0 of 14 that day, 3 of 6 on a later machine)"))
 def test_a_notebook_restarts_a_kernel_behind_a_gateway_and_runs_at_once(
         gateway_lab: LabPage) -> None:
     lab = gateway_lab
