@@ -334,7 +334,7 @@ def lab_page(request: pytest.FixtureRequest, browser: Browser,
 
     name = re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name).strip("-")
     artifacts = ARTIFACTS / name
-    if (artifacts / "FAILED.png").exists():
+    if (artifacts / "console.log").exists():  # written first when a test fails
         # A rerun of a test marked flaky: keep the failed attempt's evidence beside this one.
         previous = ARTIFACTS / f"{name}-failed-attempt"
         shutil.rmtree(previous, ignore_errors=True)
