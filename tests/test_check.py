@@ -23,7 +23,7 @@ import pytest
 from kk_broken_kernels import DEFECTS
 
 from conftest import ROOT, SUPPORT
-from kernelkit.check import checks, samples, schema
+from kernelkit.check import registry, runner, samples, schema
 from kernelkit.check.command import add_parser
 from kernelkit.check.command import run as run_command
 from kernelkit.check.report import PlainProgress, as_json, plain_table
@@ -73,13 +73,13 @@ def broken_kernelspecs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
 
 
 def run_check(kernel: str, sample_file: Path | None = None, only: tuple[str, ...] = (),
-              timeout: float = 10.0) -> dict[str, checks.Result]:
+              timeout: float = 10.0) -> dict[str, registry.Result]:
     """Run the checks in this process and return the results by check name."""
     found = samples.builtin(kernel)
     if sample_file is not None:
         found = found.merged(samples.load(sample_file))
     progress = PlainProgress(io.StringIO())
-    report = checks.run(kernel, found, checks.select(only), progress, timeout=timeout,
+    report = runner.run(kernel, found, runner.select(only), progress, timeout=timeout,
                         startup_timeout=60)
     # The report renders in every format.
     assert report.kernel in plain_table(report)
@@ -87,11 +87,11 @@ def run_check(kernel: str, sample_file: Path | None = None, only: tuple[str, ...
     return {r.name: r for r in report.results}
 
 
-def failures(results: dict[str, checks.Result]) -> dict[str, str]:
+def failures(results: dict[str, registry.Result]) -> dict[str, str]:
     return {name: r.reason for name, r in results.items() if r.result == "fail"}
 
 
-def assert_passed(results: dict[str, checks.Result], *names: str) -> None:
+def assert_passed(results: dict[str, registry.Result], *names: str) -> None:
     for name in names:
         assert results[name].result == "pass", (name, results[name].reason)
 
@@ -102,7 +102,7 @@ def assert_passed(results: dict[str, checks.Result], *names: str) -> None:
 def test_kernelkit_echo_passes_every_check_it_has_samples_for() -> None:
     results = run_check("kernelkit-echo")
     assert not failures(results)
-    assert len(results) == len(checks.REGISTRY) + 1
+    assert len(results) == len(runner.all_checks()) + 1
     assert_passed(results, "lifecycle.start", "kernel_info.shell", "kernel_info.control",
                   "lifecycle.iopub_welcome", "execute.ok", "execute.silent",
                   "heartbeat.idle", "security.bad_signature", "security.unsigned",
@@ -249,7 +249,7 @@ def test_cli_lists_checks() -> None:
     done = cli("--list")
     assert done.returncode == 0
     assert [line.split()[0] for line in done.stdout.splitlines()] == [
-        c.name for c in checks.REGISTRY]
+        c.name for c in runner.all_checks()]
 
 
 def test_add_parser_plugs_into_a_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -263,7 +263,7 @@ def test_add_parser_plugs_into_a_command(capsys: pytest.CaptureFixture[str]) -> 
 
 def test_the_checker_stays_out_of_the_kernel() -> None:
     """Only the command imports jupyter_client and rich, and nothing imports kernelkit's core."""
-    code = ("import sys, kernelkit.check.command, kernelkit.check.checks; "
+    code = ("import sys, kernelkit.check.command, kernelkit.check.runner; "
             "print(sorted(m for m in ('jupyter_client', 'rich') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)

@@ -16,7 +16,8 @@ import pytest
 from kk_comm_kernels import DEFECTS
 
 from conftest import SUPPORT, kernelkit
-from kernelkit.check import checks, samples
+from kernelkit.check import registry, runner, samples
+from kernelkit.check.groups.comms import _holds
 from kernelkit.check.report import PlainProgress, as_json, plain_table
 
 COMMANDS = SUPPORT / "commands_samples.toml"
@@ -63,19 +64,19 @@ def comm_kernelspecs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
 
 
 def run_comms(kernel: str, *sample_files: Path, timeout: float = 10.0, language: str = "",
-              only: tuple[str, ...] = ("comms",)) -> dict[str, checks.Result]:
+              only: tuple[str, ...] = ("comms",)) -> dict[str, registry.Result]:
     """The comms group (or ``only``) against ``kernel``, in this process, by check name."""
     found = samples.builtin(kernel, language)
     for path in sample_files:
         found = found.merged(samples.load(path))
-    report = checks.run(kernel, found, checks.select(only), PlainProgress(io.StringIO()),
+    report = runner.run(kernel, found, runner.select(only), PlainProgress(io.StringIO()),
                         timeout=timeout, startup_timeout=60)
     assert report.kernel in plain_table(report)
     json.dumps(as_json(report))
     return {r.name: r for r in report.results}
 
 
-def outcome(results: dict[str, checks.Result]) -> dict[str, tuple[str, str]]:
+def outcome(results: dict[str, registry.Result]) -> dict[str, tuple[str, str]]:
     return {name: (r.result, r.reason) for name, r in results.items()}
 
 
@@ -215,4 +216,4 @@ def test_comm_samples_are_checked(tmp_path: Path) -> None:
     ],
 )
 def test_what_counts_as_an_echo(value: object, sent: object, holds: bool) -> None:
-    assert checks._holds(value, sent) is holds
+    assert _holds(value, sent) is holds

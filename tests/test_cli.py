@@ -980,11 +980,13 @@ def test_no_command_is_a_usage_error() -> None:
 
 
 def test_the_bridge_fast_path_has_the_bridge_default_init_timeout() -> None:
-    # cli repeats it so that `kernelkit bridge` need not import bridge/kernel.py first.
-    from kernelkit import cli
+    # bridge/command.py repeats it so that `kernelkit bridge` need not import bridge/kernel.py
+    # first.
+    from kernelkit.bridge import command as bridge_command
     from kernelkit.bridge import kernel
 
-    assert cli.INIT_TIMEOUT == kernel.INIT_TIMEOUT
-    assert cli._fast_bridge(["bridge", "-f", "c.json", "--", "deno", "run", "x.ts"]) == (
+    assert bridge_command.INIT_TIMEOUT == kernel.INIT_TIMEOUT
+    assert bridge_command.fast_argv(["bridge", "-f", "c.json", "--", "deno", "run", "x.ts"]) == (
         "c.json", ["deno", "run", "x.ts"])
-    assert cli._fast_bridge(["bridge", "-f", "c.json", "--init-timeout", "1", "--", "x"]) is None
+    assert bridge_command.fast_argv(
+        ["bridge", "-f", "c.json", "--init-timeout", "1", "--", "x"]) is None

@@ -25,7 +25,7 @@ import pytest
 from jupyter_kernel_test.msgspec_v5 import validate_message
 
 from conftest import SUPPORT, kernelkit, stdout_until_idle
-from kernelkit.check import checks
+from kernelkit.check import runner
 
 NAME = "kk-ts-conformance"
 NAME_MESSAGE = "kk-ts-conformance-message"
@@ -205,7 +205,7 @@ class TypeScriptIopubWelcomeTests(jkt.IopubWelcomeTests):
 SKIP_REASONS: dict[str, str] = {}
 # Gaps of the kernel outside introspect.ts, each a strict xfail with what is missing.
 GAPS: dict[str, str] = {}
-CHECKS = ["lifecycle.start", *(c.name for c in checks.REGISTRY)]
+CHECKS = ["lifecycle.start", *(c.name for c in runner.all_checks())]
 
 
 def run_check(name: str, *args: str) -> dict[str, dict[str, Any]]:

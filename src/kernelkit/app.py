@@ -89,7 +89,7 @@ def launch(name: str, connection_file: str | None = None, path: str | None = Non
 def serve(factory: Callable[[], Kernel], label: str, connection_file: str | None = None) -> int:
     """Build the kernel, bind its channels and serve until shutdown."""
     # The engine is imported before the kernel is built: a bridge backend launched early
-    # (cli._bridge) starts up meanwhile, and a kernel class's own imports are not slowed.
+    # (bridge.command.run) starts up meanwhile, and a kernel class's own imports are not slowed.
     from . import dispatch, server, wire  # noqa: F401
     from .streams import early_streams, restore
 

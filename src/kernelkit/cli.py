@@ -11,17 +11,12 @@ import os
 import sys
 
 from . import __version__
+from .errors import exit_now, guarded
 
 TYPE_CHECKING = False  # (not typing's: the bridge's fast path imports as little as it can)
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable, Sequence
-    from typing import Any
-
-# How long a bridge backend may take to answer 'initialize' (s): bridge/kernel.py's default,
-# repeated here so that `kernelkit bridge` can start the backend before importing that module.
-INIT_TIMEOUT = 20.0
-
+    from collections.abc import Sequence
 
 def _parser() -> argparse.ArgumentParser:
     import argparse
@@ -52,18 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--path", metavar="DIR", help="put DIR first on sys.path before importing")
 
-    br = sub.add_parser(
-        "bridge",
-        help="run a kernel whose logic is a backend program (-- CMD ARGS)",
-    )
-    br.add_argument("-f", "--connection-file", metavar="FILE", help="connection file")
-    br.add_argument(
-        "--init-timeout",
-        type=float,
-        default=INIT_TIMEOUT,
-        metavar="S",
-        help=f"seconds the backend may take to answer 'initialize' (default {INIT_TIMEOUT:g})",
-    )
+    from .bridge.command import add_parser as add_bridge_parser
+
+    add_bridge_parser(sub)
 
     inst = sub.add_parser(
         "install",
@@ -145,22 +131,6 @@ def _fast_run(argv: list[str]) -> tuple[str, str | None] | None:
     return None
 
 
-def _fast_bridge(argv: list[str]) -> tuple[str, list[str]] | None:
-    """``bridge -f FILE -- CMD ARGS``, what every bridge kernelspec launches, without argparse.
-
-    The backend is started as soon as this is known (cli._bridge), so that it starts up
-    while the host imports its engine.
-    """
-    if (
-        len(argv) >= 5
-        and argv[0] == "bridge"
-        and argv[1] in ("-f", "--connection-file")
-        and argv[3] == "--"
-    ):
-        return argv[2], argv[4:]
-    return None
-
-
 def _env_pair(text: str) -> tuple[str, str]:
     import argparse
 
@@ -181,29 +151,17 @@ def _main(argv: list[str]) -> int:
         from .app import launch
 
         exit_now(launch(*fast))
-    bridge = _fast_bridge(argv)
+    from .bridge import command as bridge_command
+
+    bridge = bridge_command.fast_argv(argv)
     if bridge is not None:
-        exit_now(_bridge(bridge[0], bridge[1], INIT_TIMEOUT))
+        exit_now(bridge_command.run(bridge[0], bridge[1], bridge_command.INIT_TIMEOUT))
     return _command(argv)
 
 
-def guarded(work: Callable[[], int]) -> int:
-    """Run ``work``; a mistake the user can fix exits 2, a kernel that cannot start 1."""
-    from .errors import StartupError, UsageError
-
-    try:
-        return work()
-    except UsageError as exc:
-        print(f"kernelkit: error: {exc}", file=sys.stderr)
-        return 2
-    except StartupError as exc:
-        if exc.detail:
-            print(exc.detail, file=sys.stderr)
-        print(f"kernelkit: error: {exc}", file=sys.stderr)
-        return 1
-
-
 def _command(argv: list[str]) -> int:
+    from .bridge import command as bridge_command
+
     # Everything after "--" is a backend command line, left untouched.
     command: list[str] = []
     if "--" in argv:
@@ -218,16 +176,17 @@ def _command(argv: list[str]) -> int:
     if args.command == "run":
         exit_now(_run(args))
     if args.command == "bridge":
-        exit_now(_bridge(args.connection_file, args.backend_command, args.init_timeout))
+        exit_now(bridge_command.run(args.connection_file, args.backend_command,
+                                    args.init_timeout))
     if args.command == "install":
         if args.backend_command:
-            return _install_bridge(args)
+            return bridge_command.install(args)
         if not args.kernel:
             from .errors import UsageError
 
             raise UsageError("install needs KERNEL, or -- CMD ARGS for a bridge backend")
         if args.kernel == "typescript":
-            return _install_typescript(args)
+            return bridge_command.install_typescript(args)
         return _install(args)
     if args.command == "adopt":
         from .adopt import run as run_adopt
@@ -274,159 +233,13 @@ def _run(args: argparse.Namespace) -> int:
     return run_class(args.kernel, args.connection_file, args.path)
 
 
-def exit_now(code: int) -> None:
-    # The heartbeat thread sits in libzmq's proxy on a context nobody can close
-    # safely from here; the kernel's own sockets are already flushed and closed.
-    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-        try:
-            if stream is not None:
-                stream.flush()
-        except Exception:
-            continue
-    os._exit(code)
-
-
-def _bridge(connection_file: str | None, command: list[str], init_timeout: float) -> int:
-    from .errors import StartupError, UsageError
-
-    if not command:
-        raise UsageError("bridge needs a backend command: kernelkit bridge [-f FILE] -- CMD ARGS")
-    # The backend starts first, then the host imports its engine (pyzmq among it) while the
-    # backend starts up: a Deno backend takes about as long as those imports.
-    from .bridge.process import BackendProcess, launch
-
-    early: BackendProcess | None
-    try:
-        early = launch(list(command))
-    except OSError:
-        early = None  # BridgeKernel tries again, and says why it cannot
-    from .app import serve
-    from .bridge.kernel import BackendStartError, BridgeKernel
-
-    def factory() -> BridgeKernel:
-        nonlocal early
-        launched, early = early, None
-        try:
-            return BridgeKernel(command, init_timeout=init_timeout, backend=launched)
-        except BackendStartError as exc:
-            raise StartupError(str(exc)) from None
-        except BaseException:
-            if launched is not None:
-                launched.stop(0.2)  # (idempotent: _start_backend may have stopped it)
-            raise
-
-    return serve(factory, f"bridge to {' '.join(command)}", connection_file)
-
-
-def _install_bridge(args: argparse.Namespace) -> int:
-    import shutil
-
-    from .bridge.kernel import BackendStartError, BridgeKernel
-    from .errors import StartupError, UsageError
-    from .kernelspec import bridge_argv, install, spec_metadata, target_dir
-    from .wire import PROTOCOL_VERSION
-
-    if args.kernel:
-        raise UsageError("give either KERNEL or -- CMD ARGS, not both")
-    if not args.name:
-        raise UsageError("installing a bridge kernel needs --name")
-    command = list(args.backend_command)
-    _probe_with_env(args.env)
-    exe = shutil.which(command[0])
-    if exe is None:
-        raise UsageError(f"backend command {command[0]!r} not found")
-    # Kernels start in the notebook's folder: make the command independent of this one.
-    command = [os.path.abspath(exe)] + [
-        os.path.abspath(a) if not a.startswith("-") and os.path.exists(a) else a
-        for a in command[1:]
-    ]
-    try:
-        probe = BridgeKernel(command)
-    except BackendStartError as exc:
-        raise StartupError(
-            f"the backend does not start, so no kernelspec was written: {exc}"
-        ) from None
-    probe.do_shutdown(False)
-    spec = {
-        "argv": bridge_argv(command),
-        "display_name": args.display_name or probe.implementation,
-        "language": probe.language,
-        "interrupt_mode": args.interrupt_mode,
-        "kernel_protocol_version": PROTOCOL_VERSION,
-        "metadata": spec_metadata({"bridge": command}),
-    }
-    if args.env:
-        spec["env"] = dict(args.env)
-    spec = _for_gateway(args, spec)
-    dest = install(spec, args.name, target_dir(args.user, args.sys_prefix, args.prefix))
-    print(f"installed kernelspec {args.name.lower()} in {dest}")
-    return 0
-
-
-def _install_typescript(args: argparse.Namespace) -> int:
-    """The TypeScript kernel on Deno: fetch its parsers once (npm), then a bridge kernelspec.
-
-    Everything after ``typescript`` that is not kernelkit's is a Deno flag for the cells
-    (``--allow-net``, ``--allow-read=.``, ``--unstable-kv``, ``--config=deno.json``…).
-    A kernelspec for this user keeps the fetched files in the user's cache; one for an
-    environment or prefix keeps them under it, where every user of it can read them.
-    """
-    import subprocess
-    from pathlib import Path
-
-    from . import typescript
-    from .errors import StartupError, UsageError
-
-    deno = _find_deno(args.deno)
-    for flag in args.deno_flags:
-        if not flag.startswith("-"):
-            raise UsageError(f"install typescript: {flag!r} is not a Deno flag (they start with -)")
-    prefix = sys.prefix if args.sys_prefix else args.prefix
-    cache = Path(prefix) / "share" / "kernelkit" if prefix else None
-    print("preparing the TypeScript kernel (its parsers come from the npm registry once)...",
-          file=sys.stderr)
-    try:
-        typescript.prepare(deno, cache)
-    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-        raise StartupError(f"could not prepare the TypeScript kernel: {exc}") from None
-    args.backend_command = typescript.backend_argv(deno, list(args.deno_flags), cache)
-    args.kernel = None
-    remote = " (remote)" if args.remote_launcher else ""
-    args.name = args.name or "kernelkit-typescript" + ("-remote" if remote else "")
-    args.display_name = args.display_name or "TypeScript (Deno, kernelkit)" + remote
-    return _install_bridge(args)
-
-
-def _find_deno(explicit: str | None) -> str:
-    """The deno to run: the one named, else the one beside this Python (PyPI's ``deno``),
-    else the first on PATH."""
-    import shutil
-    from pathlib import Path
-
-    from .errors import UsageError
-
-    if explicit:
-        found = shutil.which(explicit)
-        if found is None:
-            raise UsageError(f"--deno {explicit!r}: no such program")
-        return os.path.abspath(found)
-    beside = Path(sys.executable).parent / "deno"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which("deno")
-    if found is None:
-        raise UsageError("the TypeScript kernel needs Deno: pip install deno, or put deno on "
-                         "PATH, or give --deno PATH")
-    return os.path.abspath(found)
-
-
 def _install(args: argparse.Namespace) -> int:
     from .app import load_class, resolve
     from .kernels import BUILTIN
-    from .kernelspec import install, make_spec, target_dir
+    from .kernelspec import for_gateway, install, make_spec, probe_with_env, target_dir
 
     target = resolve(args.kernel)
-    _probe_with_env(args.env)
+    probe_with_env(args.env)
     path = None
     if args.kernel not in BUILTIN:
         module_file = _module_file(target.partition(":")[0])
@@ -451,34 +264,10 @@ def _install(args: argparse.Namespace) -> int:
     )
     if args.env:
         spec["env"] = dict(args.env)
-    spec = _for_gateway(args, spec)
+    spec = for_gateway(args, spec)
     dest = install(spec, name, target_dir(args.user, args.sys_prefix, args.prefix))
     print(f"installed kernelspec {name.lower()} in {dest}")
     return 0
-
-
-def _for_gateway(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str, Any]:
-    """The kernelspec as written, or, with --remote-launcher, the one a gateway needs."""
-    from .errors import UsageError
-
-    if args.remote_launcher is None:
-        if args.remote_hosts:
-            raise UsageError("--remote-hosts is for --remote-launcher")
-        return spec
-    from .launch import remote_spec
-
-    spec = remote_spec(spec, args.remote_launcher, args.remote_hosts)
-    if not args.display_name:
-        spec["display_name"] += " (remote)"
-    return spec
-
-
-def _probe_with_env(env: list[tuple[str, str]]) -> None:
-    """Look for the kernel as it will run: with the kernelspec's env (PYTHONPATH among it)."""
-    for name, value in env:
-        os.environ[name] = value
-        if name == "PYTHONPATH":
-            sys.path[:0] = [p for p in value.split(os.pathsep) if p]
 
 
 def _module_file(module: str) -> str | None:

@@ -123,13 +123,27 @@ def make_spec(
     interrupt_mode: str = "signal",
     path: str | None = None,
 ) -> dict[str, Any]:
+    """The kernel.json of a kernel class run by ``kernelkit run``."""
+    return _spec(run_argv(kernel, path), display_name, language, interrupt_mode,
+                 {"kernel": kernel})
+
+
+def bridge_spec(command: list[str], display_name: str, language: str,
+                interrupt_mode: str = "signal") -> dict[str, Any]:
+    """The kernel.json of a bridge kernel whose backend is ``command``."""
+    return _spec(bridge_argv(command), display_name, language, interrupt_mode,
+                 {"bridge": command})
+
+
+def _spec(argv: list[str], display_name: str, language: str, interrupt_mode: str,
+          kernelkit: dict[str, Any]) -> dict[str, Any]:
     return {
-        "argv": run_argv(kernel, path),
+        "argv": argv,
         "display_name": display_name,
         "language": language,
         "interrupt_mode": interrupt_mode,
         "kernel_protocol_version": PROTOCOL_VERSION,
-        "metadata": spec_metadata({"kernel": kernel}),
+        "metadata": spec_metadata(kernelkit),
     }
 
 
@@ -182,3 +196,25 @@ def remove(name: str) -> Path:
                 raise KernelspecError(f"cannot remove {spec.path}: {exc.strerror}") from None
             return spec.path
     raise KernelspecError(f"no kernelspec named {name!r}")
+
+
+def probe_with_env(env: list[tuple[str, str]]) -> None:
+    """Look for the kernel as it will run: with the kernelspec's env (PYTHONPATH among it)."""
+    for name, value in env:
+        os.environ[name] = value
+        if name == "PYTHONPATH":
+            sys.path[:0] = [p for p in value.split(os.pathsep) if p]
+
+
+def for_gateway(args: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """The kernelspec as written, or, with --remote-launcher, the one a gateway needs."""
+    if args.remote_launcher is None:
+        if args.remote_hosts:
+            raise UsageError("--remote-hosts is for --remote-launcher")
+        return spec
+    from .launch import remote_spec
+
+    spec = remote_spec(spec, args.remote_launcher, args.remote_hosts)
+    if not args.display_name:
+        spec["display_name"] += " (remote)"
+    return spec

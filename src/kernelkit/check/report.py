@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .checks import Report, Result
+from .registry import Report, Result
 
 if TYPE_CHECKING:
     from rich.console import Console

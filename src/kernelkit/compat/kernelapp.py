@@ -99,8 +99,7 @@ def serve_app(app: Any) -> None:
     if serve_hook is not None:
         serve_hook(app)
         return
-    from ..cli import exit_now, guarded
-    from ..errors import UsageError
+    from ..errors import UsageError, exit_now, guarded
 
     def run() -> int:
         from ..app import serve

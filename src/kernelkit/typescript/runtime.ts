@@ -1,6 +1,9 @@
 /**
  * The worker: where the user's cells run, in a Web Worker of the backend process.
  *
+ * (Why ~700 lines in one module: the worker is built from this module's function text, see
+ * below; another module would be one more file for the supervisor to stitch into the blob.)
+ *
  * Why a worker: a cell stuck in `while (true) {}` never lets its thread run a signal
  * handler or read a message, so the code that answers the host (supervisor.ts, on the
  * main thread) must be elsewhere. The supervisor sets a flag in a SharedArrayBuffer; the

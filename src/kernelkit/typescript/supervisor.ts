@@ -1,4 +1,7 @@
 /**
+ * (Why ~750 lines: most of it is one class, Session, whose methods share the queues, the
+ * worker and its runs; the compiler is transform.ts and the worker runtime.ts already.)
+ *
  * The TypeScript kernel's supervisor: the main thread of the backend process. It speaks the
  * bridge protocol (through the JS SDK's serve()), compiles cells (transform.ts), and runs
  * them in a worker (runtime.ts) that it can interrupt without losing the session.

@@ -16,6 +16,9 @@
  * Their states have the keys and defaults ipywidgets 8.1 sends. Importing this module
  * registers the `jupyter.widget.control` comm target, through which a reloaded page gets
  * every live widget's state back.
+ *
+ * (Why ~630 lines in one file: it is copied next to a backend beside kernelkit.js, so it stays
+ * one dependency-free module: the Widget base (state sync, buffers, display) and the models.)
  */
 import { comms } from "./kernelkit.js";
 
