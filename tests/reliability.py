@@ -1103,6 +1103,17 @@ def soak(n: int = 100_000, window: int = 8, warmup: int = SOAK_WARMUP,
     return result
 
 
+@dataclass
+class _SoakRequest:
+    """One execute in flight in the soak, and what has come back for it."""
+
+    count: int  # the execution_count its reply must carry
+    code: str  # what it prints, which its stream must carry
+    replied: bool = False
+    statuses: int = 0  # busy and idle seen
+    stream_ok: bool = False
+
+
 def _soak_run(result: Result, ctx: zmq.Context[zmq.Socket[bytes]], kernel: KernelProcess,
               n: int, window: int, warmup: int, samples: int) -> None:
     session = Session(kernel.key.encode())
@@ -1117,8 +1128,7 @@ def _soak_run(result: Result, ctx: zmq.Context[zmq.Socket[bytes]], kernel: Kerne
     poller = zmq.Poller()
     poller.register(shell, zmq.POLLIN)
     poller.register(iopub, zmq.POLLIN)
-    # msg_id -> [expected count, code, got reply, iopub states seen, stream ok]
-    pending: dict[str, list[Any]] = {}
+    pending: dict[str, _SoakRequest] = {}
     problems: Counter[str] = Counter()
     counts = {"replies": 0, "iopub": 0, "done": 0}
     sent = 0
@@ -1135,13 +1145,13 @@ def _soak_run(result: Result, ctx: zmq.Context[zmq.Socket[bytes]], kernel: Kerne
              "allow_stdin": False},
             header=header,
         )
-        pending[header["msg_id"]] = [sent, code, False, 0, False]
+        pending[header["msg_id"]] = _SoakRequest(count=sent, code=code)
         shell.send_multipart(frames)
 
     def finish(msg_id: str) -> None:
         entry = pending[msg_id]
-        if entry[2] and entry[3] == 2:
-            if not entry[4]:
+        if entry.replied and entry.statuses == 2:
+            if not entry.stream_ok:
                 problems["stream missing or wrong"] += 1
             del pending[msg_id]
             counts["done"] += 1
@@ -1163,13 +1173,13 @@ def _soak_run(result: Result, ctx: zmq.Context[zmq.Socket[bytes]], kernel: Kerne
                     counts["replies"] += 1
                     mid = str(msg.parent_header.get("msg_id"))
                     entry = pending.get(mid)
-                    if entry is None or entry[2]:
+                    if entry is None or entry.replied:
                         problems["reply to an unknown or answered request"] += 1
                         continue
-                    entry[2] = True
+                    entry.replied = True
                     if msg.content.get("status") != "ok":
                         problems["reply not ok"] += 1
-                    if msg.content.get("execution_count") != entry[0]:
+                    if msg.content.get("execution_count") != entry.count:
                         problems["execution_count out of order"] += 1
                     finish(mid)
             if iopub in events:
@@ -1187,11 +1197,11 @@ def _soak_run(result: Result, ctx: zmq.Context[zmq.Socket[bytes]], kernel: Kerne
                             problems["IOPub message for an unknown request"] += 1
                         continue
                     if msg.msg_type == "status":
-                        entry[3] += 1
-                        if entry[3] == 2:
+                        entry.statuses += 1
+                        if entry.statuses == 2:
                             finish(mid)
                     elif msg.msg_type == "stream":
-                        entry[4] = msg.content.get("text") == entry[1]
+                        entry.stream_ok = msg.content.get("text") == entry.code
 
     trace = [(0, kernel.rss())]
     step = max(1, (warmup + n) // samples)

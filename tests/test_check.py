@@ -252,6 +252,16 @@ def test_cli_lists_checks() -> None:
         c.name for c in runner.all_checks()]
 
 
+def test_checks_run_in_the_registry_order_and_each_is_listed_once() -> None:
+    assert len(set(registry.ORDER)) == len(registry.ORDER)
+    assert [c.name for c in runner.all_checks()] == list(registry.ORDER)
+    assert registry.ORDER[-2:] == ("lifecycle.restart", "lifecycle.shutdown")
+    with pytest.raises(ValueError, match="ORDER"):
+        registry.check("execute.not_in_order", "a check ORDER does not list")(lambda h: None)
+    with pytest.raises(ValueError, match="ORDER"):
+        registry.check("execute.ok", "a second definition of a check")(lambda h: None)
+
+
 def test_add_parser_plugs_into_a_command(capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser(prog="kernelkit")
     add_parser(parser.add_subparsers(dest="command"))
