@@ -123,7 +123,9 @@ class _Channel:
                 return None
             try:
                 msg = json.loads(line)
-            except ValueError:
+            except ValueError as exc:  # JSON-RPC 2.0: a parse error answers id null
+                self.send({"jsonrpc": "2.0", "id": None,
+                           "error": {"code": -32700, "message": f"parse error: {exc}"}})
                 continue
             if isinstance(msg, dict):
                 return msg
