@@ -1,7 +1,9 @@
 """A lean benchmark client: raw pyzmq plus signing, so client overhead does not hide the kernel's.
 
 It launches a kernel from a kernelspec's argv with a fresh connection file and measures it
-through the shell and IOPub channels only.
+through the shell and IOPub channels only. Connection files and ports come from the tests'
+raw client (tests/support/raw.py), which every harness below jupyter_client shares; the
+timing loops are this module's own, kept lean.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -23,17 +25,14 @@ import zmq
 
 from kernelkit.wire import Message, ProtocolError, Session
 
+_SUPPORT = str(Path(__file__).resolve().parents[1] / "tests" / "support")
+if _SUPPORT not in sys.path:
+    sys.path.insert(0, _SUPPORT)
+from raw import CHANNELS, connection_info, free_ports, write_connection_file  # noqa: E402
 
-def free_ports(n: int) -> list[int]:
-    socks = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+# A kernel that exits before answering may have lost a port to another process between
+# free_ports and its bind (peers cannot be told to pick their own): start it again.
+START_ATTEMPTS = 3
 
 
 def kernel_command(argv: list[str], connection_file: str) -> list[str]:
@@ -47,6 +46,10 @@ def kernel_command(argv: list[str], connection_file: str) -> list[str]:
     if out and out[0] in pythons:
         out[0] = sys.executable
     return out
+
+
+class KernelExited(RuntimeError):
+    """The kernel process ended before it answered its first request."""
 
 
 @dataclass
@@ -64,54 +67,64 @@ class Running:
     _tmp: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="kk-bench-"))
 
     def start(self, ctx: zmq.Context[zmq.Socket[bytes]], timeout: float = 60) -> None:
+        """Launch the kernel and wait for its first kernel_info reply (startup_s)."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                self._launch(ctx, timeout)
+                break
+            except KernelExited:
+                self._close_sockets()
+                if attempt == START_ATTEMPTS:
+                    raise
+        # Let IOPub connect before measuring executes (a kernel never sees its first
+        # subscriber otherwise and the first outputs would be lost to the client).
+        self.settle_iopub(timeout)
+
+    def _launch(self, ctx: zmq.Context[zmq.Socket[bytes]], timeout: float) -> None:
         ports = free_ports(5)
         key = os.urandom(16).hex()
-        info = {
-            "transport": "tcp",
-            "ip": "127.0.0.1",
-            "shell_port": ports[0],
-            "iopub_port": ports[1],
-            "stdin_port": ports[2],
-            "control_port": ports[3],
-            "hb_port": ports[4],
-            "key": key,
-            "signature_scheme": "hmac-sha256",
-            "kernel_name": self.name,
-        }
-        cf = os.path.join(self._tmp, "connection.json")
-        with open(cf, "w") as f:
-            json.dump(info, f)
+        cf = Path(self._tmp) / "connection.json"
+        write_connection_file(cf, connection_info(key, ports, name=self.name))
+        url = {c: f"tcp://127.0.0.1:{p}" for c, p in zip(CHANNELS, ports, strict=True)}
         self.session = Session(key.encode())
         self.shell = ctx.socket(zmq.DEALER)
         self.shell.linger = 0
         # Retry the connection every 2 ms (not libzmq's 100 ms) while the kernel starts,
         # so that startup measures the kernel and not the client's back-off.
         self.shell.reconnect_ivl = 2
-        self.shell.connect(f"tcp://127.0.0.1:{ports[0]}")
+        self.shell.connect(url["shell"])
         self.control = ctx.socket(zmq.DEALER)
         self.control.linger = 0
-        self.control.connect(f"tcp://127.0.0.1:{ports[3]}")
+        self.control.connect(url["control"])
         self.iopub = ctx.socket(zmq.SUB)
         self.iopub.linger = 0
         self.iopub.rcvhwm = 0
         self.iopub.setsockopt(zmq.SUBSCRIBE, b"")
-        self.iopub.connect(f"tcp://127.0.0.1:{ports[1]}")
+        self.iopub.connect(url["iopub"])
         env = {**os.environ, "JPY_PARENT_PID": str(os.getpid()), **(self.env or {})}
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
-            kernel_command(self.argv, cf),
+            kernel_command(self.argv, str(cf)),
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         self.send(self.shell, "kernel_info_request", {})
-        info = self.wait_reply(self.shell, timeout)
+        deadline = t0 + timeout
+        # Wait in short slices, so that a kernel that exits (a port taken) is seen at once.
+        while not self.shell.poll(20):
+            if self.proc.poll() is not None:
+                raise KernelExited(f"{self.name}: exited with {self.proc.returncode} at start-up")
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"{self.name}: no kernel_info reply within {timeout} s")
+        info = self.recv(self.shell)
         self.startup_s = time.perf_counter() - t0
         features = info.content.get("supported_features")
         self.features = [str(f) for f in features] if isinstance(features, list) else []
-        # Let IOPub connect before measuring executes (a kernel never sees its first
-        # subscriber otherwise and the first outputs would be lost to the client).
-        self.settle_iopub(timeout)
+
+    def _close_sockets(self) -> None:
+        for sock in (self.shell, self.control, self.iopub):
+            sock.close(linger=0)
 
     def send(self, sock: zmq.Socket[bytes], msg_type: str, content: dict[str, Any]) -> str:
         header = self.session.header(msg_type)
@@ -282,6 +295,5 @@ class Running:
                     child.kill()
                 self.proc.kill()
                 self.proc.wait()
-        for sock in (self.shell, self.control, self.iopub):
-            sock.close()
+        self._close_sockets()
         shutil.rmtree(self._tmp, ignore_errors=True)

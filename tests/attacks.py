@@ -34,8 +34,10 @@ from typing import Any
 
 import zmq
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # as pytest imports tests/ modules
-from reliability import KernelProcess
+# As pytest and conftest.py do: tests/ (the attack modules) and tests/support (the raw client).
+_TESTS = Path(__file__).resolve().parent
+sys.path[:0] = [str(_TESTS), str(_TESTS / "support")]
+from raw import KernelProcess  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "reliability.md"

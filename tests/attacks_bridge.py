@@ -18,9 +18,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 
 from hardening_bridge import FAULT, PY, Bridge, kill, streams, wait_gone
+from raw import peak_rss
 
 from attacks import Outcome, attack, mib
-from reliability import peak_rss
 
 NO_BRIDGE = "no bridge in ipykernel (no backend process)"
 

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import stat
 import subprocess
 import sys
@@ -24,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+from raw import CHANNELS, SUPPORT, Client, connection_info, free_ports, stdout_text
 
 from attacks import Outcome, attack, context, start
-from reliability import SUPPORT, Client, stdout_text
 
-CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 # A launcher that says its pid, waits for a line on stdin, then becomes the kernel: exec
 # keeps the pid, so the attacker knows the names derived from it before the kernel starts.
 WAIT_THEN_EXEC = (
@@ -121,17 +119,6 @@ def launched(target: str, umask: int = 0o022,
             launch.kill()
 
 
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def kernel_answers(info: dict[str, Any], key: str, timeout: float) -> bool:
     """Whether a kernel_info_request signed with ``key`` gets an answer on info's shell port."""
     from kernelkit.wire import Session
@@ -207,11 +194,7 @@ def planted_connection_file(target: str, quick: bool) -> Outcome:
         runtime.mkdir(mode=0o700)
         marker = workdir / "attacker-was-here"
         ports = free_ports(5)
-        planted: dict[str, Any] = {
-            "transport": "tcp", "ip": "127.0.0.1", "key": "the-attackers-key",
-            "signature_scheme": "hmac-sha256",
-            **{f"{c}_port": p for c, p in zip(CHANNELS, ports, strict=True)},
-        }
+        planted = connection_info("the-attackers-key", ports)
         for name in predictable_names(runtime, launch.pid):
             name.write_text(json.dumps(planted))
         launch.go()
@@ -315,9 +298,8 @@ def shake_scheme(target: str, quick: bool) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="kk-attack-scheme-") as tmp:
         cf = Path(tmp) / "connection.json"
         ports = free_ports(5)
-        cf.write_text(json.dumps({
-            "transport": "tcp", "ip": "127.0.0.1", "key": "k", "signature_scheme": "hmac-shake_128",
-            **{f"{c}_port": p for c, p in zip(CHANNELS, ports, strict=True)}}))
+        cf.write_text(json.dumps({**connection_info("k", ports),
+                                  "signature_scheme": "hmac-shake_128"}))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             p for p in (str(SUPPORT), os.environ.get("PYTHONPATH")) if p)}
         argv = [sys.executable, "-m", module, *(a.replace("{cf}", str(cf)) for a in args)]

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 
+from raw import Client
+
 from attacks import Outcome, attack, context, mib, start
-from reliability import Client
 
 LINE = "%08d xxxxxxxxxx\n"  # 20 bytes a line
 

@@ -7,6 +7,7 @@ what any local process has. See tests/attacks.py for how they are run and report
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import select
@@ -19,10 +20,18 @@ import time
 from pathlib import Path
 
 import zmq
+from raw import (
+    Client,
+    KernelProcess,
+    handshake,
+    heartbeat_ok,
+    serving,
+    stdout_text,
+    wait_until,
+)
 
 from attacks import Outcome, attack, context, kernel_args, mib, start
 from kernelkit.wire import ProtocolError, Session
-from reliability import Client, KernelProcess, heartbeat_ok, stdout_text, wait_until
 
 
 def _probe(client: Client, code: str, timeout: float = 30) -> tuple[float | None, str]:
@@ -296,9 +305,9 @@ def identity_takeover(target: str, quick: bool) -> Outcome:
             s = ctx.socket(zmq.DEALER)
             s.linger = 0
             s.identity = identity
-            s.connect(kernel.url(channel))
+            with handshake(s):  # connected: the takeover (if any) has happened
+                s.connect(kernel.url(channel))
             strangers.append(s)
-        time.sleep(0.5)
         got = 0
         for i in range(10):
             took, text = _probe(client, f"print({i})", timeout=3)
@@ -315,9 +324,9 @@ def identity_takeover(target: str, quick: bool) -> Outcome:
             s = ctx.socket(zmq.DEALER)
             s.linger = 0
             s.identity = identity
-            s.connect(kernel.url(channel))
+            with handshake(s):
+                s.connect(kernel.url(channel))
             again.sockets[channel] = s
-        time.sleep(0.3)
         took, _ = _probe(again, "print('back')", timeout=10)
         again.close()
     held = got == 10 and stolen == 0 and took is not None
@@ -336,11 +345,12 @@ def own_messages(target: str, quick: bool) -> Outcome:
         client.wait_ready()
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
-        sub.connect(kernel.url("iopub"))
+        with handshake(sub):
+            sub.connect(kernel.url("iopub"))
         relay = ctx.socket(zmq.DEALER)
         relay.linger = 0
-        relay.connect(kernel.url("shell"))
-        time.sleep(0.5)
+        with handshake(relay):
+            relay.connect(kernel.url("shell"))
         _probe(client, "print('seed')")
         relayed = 0
         deadline = time.monotonic() + 3.0
@@ -404,9 +414,9 @@ def stalled_subscriber(target: str, quick: bool) -> Outcome:
         stalled.setsockopt(zmq.RCVBUF, 4096)
         stalled.rcvhwm = 1
         stalled.setsockopt(zmq.SUBSCRIBE, b"")
-        stalled.connect(kernel.url("iopub"))
+        with handshake(stalled):
+            stalled.connect(kernel.url("iopub"))
         client.wait_ready()
-        time.sleep(0.5)
         base = kernel.rss()
         got: dict[str, int] = {}
         stop = threading.Event()
@@ -516,7 +526,8 @@ def sighup(target: str, quick: bool) -> Outcome:
         try:
             wait_until(lambda: any(runtime.glob("*.json")), 30)
             written = [p.name for p in runtime.glob("*.json")]
-            time.sleep(0.5)
+            with contextlib.suppress(OSError, ValueError, KeyError):  # serving, not starting
+                serving(json.loads((runtime / written[0]).read_text()), 30)
             proc.send_signal(signal.SIGHUP)
             code = proc.wait(10)
         finally:

@@ -62,3 +62,40 @@ def test_micro_benchmark_smoke_run() -> None:
     lines = done.stdout.splitlines()
     rows = [line for line in lines if line.startswith("| ") and "---" not in line]
     assert len(rows) == 9, done.stdout  # two headers, four micro rows, three import rows
+
+
+def test_a_port_taken_before_the_kernel_binds_it_costs_a_retry_not_the_run(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The benchmark must pick ports for peers that cannot pick their own; another process
+    can take one between the pick and the kernel's bind. Forced here: the first pick is a
+    port already bound. The kernel exits at start-up, and the client starts it again."""
+    import socket
+
+    import zmq
+    from bench import client as bench_client
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    picks: list[list[int]] = []
+    real = bench_client.free_ports
+
+    def racy(n: int) -> list[int]:
+        ports = real(n)
+        if not picks:  # the first kernel's shell port was taken in the meantime
+            ports[0] = taken.getsockname()[1]
+        picks.append(ports)
+        return ports
+
+    monkeypatch.setattr(bench_client, "free_ports", racy)
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    run = bench_client.Running("kernelkit-echo", [sys.executable, "-m", "kernelkit", "run",
+                                                  "echo", "-f", "{connection_file}"])
+    try:
+        run.start(ctx, timeout=60)
+        assert len(picks) == 2, picks
+        assert run.execute("hi") > 0
+    finally:
+        run.stop()
+        taken.close()
+        ctx.destroy(linger=0)

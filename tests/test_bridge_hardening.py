@@ -32,12 +32,12 @@ from hardening_bridge import (
     wait_gone,
 )
 from jupyter_client.connect import write_connection_file
+from raw import peak_rss
 
 from conftest import UnservedBridge as _Unserved
 from conftest import kernelkit
 from kernelkit.bridge.kernel import info_problems
 from kernelkit.bridge.process import MAX_LINE, STDERR_LINE_MAX, BackendProcess
-from reliability import peak_rss
 
 BACKENDS = {"python-sdk": PY, "node": NODE_JS, "deno": DENO_JS, "raw": FAULT}
 

@@ -1,6 +1,6 @@
 """Reliability (issue 5): hostile input, load, faults and transport security.
 
-The live scenarios are in ``tests/reliability.py``, which ``python -m tests.reliability``
+The live scenarios are in the ``tests/reliability/`` package, which ``python -m tests.reliability``
 also runs at full size and which writes the figures into docs/reliability.md; here they
 run at the ``--quick`` sizes. Each prints what it tried and what held (``pytest -s``).
 """
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import raw
 import zmq
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -36,6 +37,7 @@ from kernelkit.bridge.jsonrpc import Codec
 from kernelkit.connection import ConnectionFileError, ConnectionInfo
 from kernelkit.kernelspec import make_spec
 from kernelkit.wire import DELIMITER, REPLAY_MEMORY, Message, ProtocolError, Session
+from reliability.common import COMMANDS, ECHO
 
 KEY = b"5e3b2c1a-reliability-key"
 QUICK = reliability.SIZES["quick"]
@@ -362,7 +364,7 @@ def test_connection_files_are_written_0600(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == 0o600
     # A kernel that writes back the ports it chose (given as 0) keeps the file 0600.
-    with reliability.KernelProcess(reliability.ECHO, tmp_path / "k") as kernel:
+    with raw.KernelProcess(ECHO, tmp_path / "k") as kernel:
         assert stat.S_IMODE(kernel.cf.stat().st_mode) == 0o600
         assert json.loads(kernel.cf.read_text())["key"] == kernel.key
 
@@ -370,7 +372,7 @@ def test_connection_files_are_written_0600(tmp_path: Path) -> None:
 def test_loopback_by_default(tmp_path: Path) -> None:
     assert ConnectionInfo().ip == "127.0.0.1"
     assert "curve_secretkey" not in ConnectionInfo().to_dict()
-    with reliability.KernelProcess(reliability.ECHO, tmp_path) as kernel:
+    with raw.KernelProcess(ECHO, tmp_path) as kernel:
         listening = [c.laddr for c in kernel.ps.net_connections(kind="inet")
                      if c.status == "LISTEN"]
         assert {a.ip for a in listening} == {"127.0.0.1"}
@@ -397,7 +399,7 @@ def managed(kernel_name: str, **kw: Any) -> Iterator[tuple[KernelManager, Blocki
 def test_kernelspecs_declare_curve_support() -> None:
     assert zmq.has("curve")
     assert make_spec("echo", "Echo", "no-op")["metadata"]["supported_encryption"] == ["curve"]
-    packaged = reliability.ROOT / "share/jupyter/kernels/kernelkit-echo/kernel.json"
+    packaged = raw.ROOT / "share/jupyter/kernels/kernelkit-echo/kernel.json"
     assert json.loads(packaged.read_text())["metadata"]["supported_encryption"] == ["curve"]
 
 
@@ -442,14 +444,14 @@ def test_curve_auto_and_bridge_kernels() -> None:
 
 
 def _wait(condition: Any, timeout: float) -> bool:
-    return reliability.wait_until(condition, timeout, step=0.1)
+    return raw.wait_until(condition, timeout, step=0.1)
 
 
 @pytest.mark.timeout(300)
 def test_curve_kernel_ignores_clients_without_the_server_key(tmp_path: Path) -> None:
-    with reliability.KernelProcess(reliability.COMMANDS, tmp_path, curve=True) as kernel, \
-            reliability.zmq_context() as ctx:
-        client = reliability.Client(ctx, kernel, ("shell",), iopub=False)
+    with raw.KernelProcess(COMMANDS, tmp_path, curve=True) as kernel, \
+            raw.zmq_context() as ctx:
+        client = raw.Client(ctx, kernel, ("shell",), iopub=False)
         client.wait_ready()  # the right key: answered
         client.close()
         session = Session(kernel.key.encode())
@@ -457,20 +459,20 @@ def test_curve_kernel_ignores_clients_without_the_server_key(tmp_path: Path) -> 
         for server_key in (None, wrong_public):  # plain ZeroMQ, and Curve with a wrong key
             sock = ctx.socket(zmq.DEALER)
             sock.linger = 0
-            reliability.curve_client(sock, server_key)
+            raw.curve_client(sock, server_key)
             sock.connect(kernel.url("shell"))
             sock.send_multipart(session.serialize("kernel_info_request", {}))
             assert not sock.poll(2000), "the kernel answered a client without the server key"
             sock.close()
             hb = ctx.socket(zmq.REQ)
             hb.linger = 0
-            reliability.curve_client(hb, server_key)
+            raw.curve_client(hb, server_key)
             hb.connect(kernel.url("hb"))
             hb.send(b"ping")
             assert not hb.poll(1000), "the heartbeat answered a client without the server key"
             hb.close()
         assert kernel.alive()
-        assert reliability.heartbeat_ok(ctx, kernel)
+        assert raw.heartbeat_ok(ctx, kernel)
 
 
 class Relay:
@@ -545,7 +547,7 @@ def test_bad_curve_keys_stop_the_start_with_a_reason(
 ) -> None:
     public, secret = zmq.curve_keypair()
     info = {"transport": "tcp", "ip": "127.0.0.1", "key": "k", "signature_scheme": "hmac-sha256",
-            **{f"{c}_port": 0 for c in reliability.CHANNELS},
+            **{f"{c}_port": 0 for c in raw.CHANNELS},
             "curve_publickey": public.decode(), "curve_secretkey": secret.decode(), **change}
     info = {k: v for k, v in info.items() if v is not None}
     path = tmp_path / "c.json"
@@ -579,9 +581,9 @@ for line in sys.stdin:
 def test_a_reply_json_cannot_encode_becomes_an_error_reply(tmp_path: Path) -> None:
     """A backend's result with NaN in it: the client still gets its one reply."""
     args = ["bridge", "-f", "{cf}", "--", sys.executable, "-c", NAN_BACKEND]
-    with reliability.KernelProcess(args, tmp_path) as kernel, \
-            reliability.zmq_context() as ctx:
-        client = reliability.Client(ctx, kernel, ("shell",))
+    with raw.KernelProcess(args, tmp_path) as kernel, \
+            raw.zmq_context() as ctx:
+        client = raw.Client(ctx, kernel, ("shell",))
         client.wait_ready()
         msg_id = client.execute("nan")
         reply = client.reply(msg_id, timeout=30)

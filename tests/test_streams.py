@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from jupyter_client import BlockingKernelClient
+from raw import KernelProcess
 
 from conftest import ROOT
 from kernelkit import Kernel
@@ -24,7 +25,6 @@ from kernelkit.dispatch import Dispatcher
 from kernelkit.streams import INTERVAL, MAX_PENDING, Coalescer
 from kernelkit.testing import FakeTransport, Sent, attach, request
 from kernelkit.wire import Message
-from reliability import KernelProcess
 
 FLUSHER = "kernelkit-streams"  # the name of the Coalescer's thread
 

@@ -159,8 +159,22 @@ def _main(argv: list[str]) -> int:
     return _command(argv)
 
 
+# Each subcommand and where it runs, "module:function" taking the parsed arguments; the
+# module is imported only when its subcommand is used (start-up of the others stays lean).
+SUBCOMMANDS: dict[str, str] = {
+    "run": "kernelkit.cli:_run_command",
+    "bridge": "kernelkit.bridge.command:run_args",
+    "install": "kernelkit.cli:_install_command",
+    "adopt": "kernelkit.adopt:run",
+    "launch": "kernelkit.launch:run",
+    "list": "kernelkit.cli:_list",
+    "check": "kernelkit.check.command:run",
+    "remove": "kernelkit.cli:_remove",
+}
+
+
 def _command(argv: list[str]) -> int:
-    from .bridge import command as bridge_command
+    import importlib
 
     # Everything after "--" is a backend command line, left untouched.
     command: list[str] = []
@@ -173,41 +187,35 @@ def _command(argv: list[str]) -> int:
         parser.parse_args(argv)  # the usual error for the unknown arguments
     args.deno_flags = extra  # `install typescript --allow-net …`: Deno's flags for the cells
     args.backend_command = command
-    if args.command == "run":
-        exit_now(_run(args))
-    if args.command == "bridge":
-        exit_now(bridge_command.run(args.connection_file, args.backend_command,
-                                    args.init_timeout))
-    if args.command == "install":
-        if args.backend_command:
-            return bridge_command.install(args)
-        if not args.kernel:
-            from .errors import UsageError
+    module, _, function = SUBCOMMANDS[args.command].partition(":")
+    result: int = getattr(importlib.import_module(module), function)(args)
+    return result
 
-            raise UsageError("install needs KERNEL, or -- CMD ARGS for a bridge backend")
-        if args.kernel == "typescript":
-            return bridge_command.install_typescript(args)
-        return _install(args)
-    if args.command == "adopt":
-        from .adopt import run as run_adopt
 
-        return run_adopt(args)
-    if args.command == "launch":
-        from .launch import run as run_launch
+def _run_command(args: argparse.Namespace) -> int:
+    exit_now(_run(args))
+    return 0  # (not reached: exit_now exits)
 
-        return run_launch(args)
-    if args.command == "list":
-        return _list()
-    if args.command == "check":
-        from .check.command import run as run_check
 
-        return run_check(args)
-    if args.command == "remove":
-        from .kernelspec import remove
+def _install_command(args: argparse.Namespace) -> int:
+    from .bridge import command as bridge_command
 
-        print(f"removed {remove(args.name)}")
-        return 0
-    raise AssertionError(args.command)
+    if args.backend_command:
+        return bridge_command.install(args)
+    if not args.kernel:
+        from .errors import UsageError
+
+        raise UsageError("install needs KERNEL, or -- CMD ARGS for a bridge backend")
+    if args.kernel == "typescript":
+        return bridge_command.install_typescript(args)
+    return _install(args)
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from .kernelspec import remove
+
+    print(f"removed {remove(args.name)}")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -298,7 +306,7 @@ def _from_cwd(module_file: str, module: str) -> bool:
     return where == Path.cwd().resolve() and "site-packages" not in where.parts
 
 
-def _list() -> int:
+def _list(args: argparse.Namespace) -> int:
     from .kernels import BUILTIN
     from .kernelspec import find_all
 
@@ -309,7 +317,11 @@ def _list() -> int:
     print("installed kernelkit kernelspecs:")
     if not specs:
         print("  (none)")
-    for spec in specs:
-        kernel = (spec.spec.get("metadata") or {}).get("kernelkit", {}).get("kernel", "?")
-        print(f"  {spec.name:<20} {kernel:<30} {spec.path}")
+    rows = [(spec.name, str((spec.spec.get("metadata") or {}).get("kernelkit", {})
+                            .get("kernel", "?")), str(spec.path)) for spec in specs]
+    # Columns as wide as their longest entry (a long kernelspec name no longer shifts a row).
+    name_w = max([20, *(len(r[0]) for r in rows)])
+    kernel_w = max([30, *(len(r[1]) for r in rows)])
+    for name, kernel, path in rows:
+        print(f"  {name:<{name_w}} {kernel:<{kernel_w}} {path}")
     return 0

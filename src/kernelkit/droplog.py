@@ -15,8 +15,10 @@ from collections.abc import Callable
 
 BURST = 10
 WINDOW_S = 1.0
-# The summary line's wording; tests/reliability.py parses it to count drops.
 SUMMARY = "dropped {count} more malformed messages on {channel} (logged {burst} per {window:g} s)"
+# Written once as the kernel closes, if it dropped anything: what an operator reading the
+# log of a kernel that was probed or flooded wants first (tests/reliability/fuzz.py reads it).
+TOTALS = "malformed messages dropped since start: {channels}"
 
 
 class DropLog:
@@ -36,10 +38,13 @@ class DropLog:
         self._lock = threading.Lock()
         # channel -> [window start, drops logged in it, drops only counted]
         self._windows: dict[str, list[float]] = {}
+        # channel -> every drop since start, counted here where each drop happens
+        self._totals: dict[str, int] = {}
 
     def dropped(self, channel: str, reason: str) -> None:
         now = self._clock()
         with self._lock:
+            self._totals[channel] = self._totals.get(channel, 0) + 1
             state = self._windows.get(channel)
             summary = None
             if state is None or now - state[0] >= self.window:
@@ -68,6 +73,18 @@ class DropLog:
                     state[2] = 0
         for line in lines:
             self._warn(line)
+
+    def totals(self) -> dict[str, int]:
+        """Drops per channel since start (a copy)."""
+        with self._lock:
+            return dict(self._totals)
+
+    def log_totals(self) -> None:
+        """Write the TOTALS line, if anything was dropped (at close, after ``flush``)."""
+        totals = self.totals()
+        if totals:
+            channels = ", ".join(f"{c} {n:,}" for c, n in sorted(totals.items()))
+            self._warn(TOTALS.format(channels=channels))
 
     def _summary(self, channel: str, count: int) -> str:
         return SUMMARY.format(count=count, channel=channel, burst=self.burst, window=self.window)

@@ -438,6 +438,7 @@ class Server:
         if term:
             self._ctx.term()
         self.drops.flush(force=True)
+        self.drops.log_totals()
         for path, owned in self._ipc_owned.items():
             # Only files this kernel made: another process may have taken the path since.
             with contextlib.suppress(OSError):

@@ -86,6 +86,14 @@ def run(connection_file: str | None, command: list[str], init_timeout: float) ->
     return serve(factory, f"bridge to {' '.join(command)}", connection_file)
 
 
+def run_args(args: argparse.Namespace) -> int:
+    """``kernelkit bridge`` through the full parser (the CLI's table calls it)."""
+    from ..errors import exit_now
+
+    exit_now(run(args.connection_file, args.backend_command, args.init_timeout))
+    return 0  # (not reached: exit_now exits)
+
+
 def install(args: argparse.Namespace) -> int:
     """A kernelspec for ``-- CMD ARGS``, written only once the backend has answered."""
     import shutil
