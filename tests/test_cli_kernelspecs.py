@@ -258,3 +258,18 @@ def test_list_shows_builtin_kernels() -> None:
     assert lines[0] == "built-in kernels (kernelkit run NAME):"
     builtins = lines[1 : lines.index("installed kernelkit kernelspecs:")]
     assert ["echo", "kernelkit.kernels.echo:EchoKernel"] in [line.split() for line in builtins]
+
+
+def test_list_keeps_its_columns_aligned_for_long_names(data_dir: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernelspec name longer than the old fixed 20 characters shifted its row's columns."""
+    monkeypatch.setenv("JUPYTER_PREFER_ENV_PATH", "0")
+    long_name = "a-kernelspec-name-well-past-twenty-characters"
+    for name in ("short", long_name):
+        assert cli("install", "echo", "--name", name, "--user").returncode == 0
+    done = cli("list")
+    rows = [line for line in done.stdout.splitlines()
+            if line.startswith(("  short ", f"  {long_name} "))]
+    assert len(rows) == 2, done.stdout
+    assert len({row.index(" echo ") for row in rows}) == 1, rows
+    assert len({row.index(str(data_dir)) for row in rows}) == 1, rows
