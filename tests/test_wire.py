@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
+import threading
 
 import pytest
 from hypothesis import given
@@ -137,6 +139,63 @@ def test_replay_guard_forgets_only_the_oldest() -> None:
     guard.check(b"a")  # forgotten: the oldest beyond the memory
     with pytest.raises(ProtocolError):
         guard.check(b"d")
+
+
+class _SlowSeen(dict[bytes, None]):
+    """A guard's memory whose membership test lets the other thread run in between, which
+    forces the interleaving a replay sent on shell and control at once would need."""
+
+    def __init__(self, both_looked: threading.Barrier) -> None:
+        super().__init__()
+        self.both_looked = both_looked
+
+    def __contains__(self, key: object) -> bool:
+        found = super().__contains__(key)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            self.both_looked.wait(0.5)  # with the lock held, the other never arrives
+        return found
+
+
+def _race(guard: ReplayGuard) -> list[str]:
+    outcomes: list[str] = []
+
+    def check() -> None:
+        try:
+            guard.check(b"the same signature")
+            outcomes.append("accepted")
+        except ProtocolError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=check) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(10)
+    return sorted(outcomes)
+
+
+def test_replay_guard_with_a_lock_accepts_a_message_sent_on_two_threads_at_once_once() -> None:
+    unlocked = ReplayGuard()
+    unlocked._seen = _SlowSeen(threading.Barrier(2))
+    assert _race(unlocked) == ["accepted", "accepted"]  # the race the lock exists for
+    locked = ReplayGuard()
+    locked.lock = threading.Lock()  # as the server sets it
+    locked._seen = _SlowSeen(threading.Barrier(2))
+    assert _race(locked) == ["accepted", "refused"]
+
+
+def test_the_server_gives_its_session_a_real_replay_guard_lock() -> None:
+    from kernelkit.connection import ConnectionInfo
+    from kernelkit.server import Server
+
+    session = Session(KEY)
+    server = Server(ConnectionInfo(key=KEY.decode()), session)
+    try:
+        assert isinstance(session.replay_guard.lock, type(threading.Lock()))
+    finally:  # (never started: no threads to stop, only its sockets and contexts)
+        server._close(term=False)
+        server._ctx.destroy(linger=0)
+        server._hb_ctx.destroy(linger=0)
 
 
 def test_unknown_signature_scheme_is_refused() -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .dispatch import StdinNotImplementedError
-from .wire import PROTOCOL_VERSION, JSONDict
+from .wire import PROTOCOL_VERSION, JSONDict, Message
 
 if TYPE_CHECKING:
     import logging
@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from .comms import CommManager
     from .dispatch import Dispatcher
 
-__all__ = ["Kernel", "StdinNotImplementedError"]
+# Message: a request as backends built on Kernel hold it (the bridge keeps late comm
+# messages' parents); authors see its header through get_parent().
+__all__ = ["Kernel", "Message", "StdinNotImplementedError"]
 
 
 class Channel:

@@ -122,6 +122,9 @@ class Server:
     def __init__(self, info: ConnectionInfo, session: Session) -> None:
         self.info = info
         self.session = session
+        # The shell and control threads (this server's) both check signatures: it owns
+        # the lock that makes the replay guard's check-and-record one step.
+        session.replay_guard.lock = threading.Lock()
         self.handler: Handler | None = None
         self.exit_code = 0
         self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()

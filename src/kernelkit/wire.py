@@ -11,13 +11,13 @@ connection file's ``key``; an empty key means messages are not signed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import itertools
 import json
 import math
 import os
-import threading
 from datetime import datetime, timezone
 from typing import Any
 
@@ -71,6 +71,11 @@ class Message:
 
     def __repr__(self) -> str:
         return f"<Message {self.header.get('msg_type')} {self.header.get('msg_id')}>"
+
+    def header_only(self) -> Message:
+        """A copy with only the header (and its frame): enough to be a parent, without
+        holding on to content that may be megabytes (a cell's code)."""
+        return Message(self.header, {}, {}, {}, raw_header=self.raw_header)
 
     @property
     def msg_type(self) -> str:
@@ -192,15 +197,21 @@ def supported_schemes() -> str:
 
 
 class ReplayGuard:
-    """Remembers recent signatures so that a captured message cannot be sent again."""
+    """Remembers recent signatures so that a captured message cannot be sent again.
+
+    Its check-and-record must be one step for every thread that checks. This layer does no
+    I/O and starts no threads, so it holds no lock of its own: ``lock`` is a no-op until
+    the code that runs several checking threads sets a real one (the server does, for its
+    shell and control threads).
+    """
 
     def __init__(self, memory: int = REPLAY_MEMORY) -> None:
         self._seen: dict[bytes, None] = {}  # insertion-ordered: the first key is the oldest
         self._memory = memory
-        self._lock = threading.Lock()  # shell and control threads both check
+        self.lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
 
     def check(self, signature: bytes) -> None:
-        with self._lock:
+        with self.lock:
             if signature in self._seen:
                 raise ProtocolError("replayed message: this signature was already seen")
             self._seen[signature] = None

@@ -29,9 +29,9 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ..comms import Comm, CommManager
+from ..kernel import Message
 from ..logs import logger
 from ..requests import describe
-from ..wire import Message
 from . import jsonrpc
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class BackendComms:
         """
         if parent is None:
             return
-        stub = Message(parent.header, {}, {}, {}, raw_header=parent.raw_header)
+        stub = parent.header_only()
         with self._lock:
             self._parents[rid] = stub
             while len(self._parents) > RECENT_REQUESTS:
