@@ -2,12 +2,15 @@
 
 The test is the bridge host itself: it starts a tiny backend on each SDK (the JS SDK on
 Deno and on Node.js, the Python SDK) with pipes and speaks JSON lines to it, as
-docs/bridge-protocol.md says. A new SDK language is done when it passes this table.
+docs/bridge-protocol.md says. A new SDK language is done when it passes this table, in
+both of a backend's modes: with subshells (requests may run side by side) and without
+(one request at a time; the Python SDK then runs them on its main thread).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import queue
 import subprocess
 import sys
@@ -23,7 +26,8 @@ from kernelkit.bridge import BRIDGE_PROTOCOL_VERSION
 TIMEOUT = 10.0
 SDKS = {
     "py": [sys.executable, str(SUPPORT / "conformance_backend.py")],
-    "deno": [DENO, "run", str(SUPPORT / "conformance_backend.mjs")],
+    "deno": [DENO, "run", "--allow-env=CONFORMANCE_SUBSHELLS",
+             str(SUPPORT / "conformance_backend.mjs")],
     "node": [NODE, str(SUPPORT / "conformance_backend.mjs")],
 }
 
@@ -31,9 +35,11 @@ SDKS = {
 class Backend:
     """A backend subprocess; every read has a timeout (a reader thread feeds a queue)."""
 
-    def __init__(self, cmd: list[str]) -> None:
+    def __init__(self, cmd: list[str], subshells: bool) -> None:
+        self.subshells = subshells
+        env = {**os.environ, "CONFORMANCE_SUBSHELLS": "1" if subshells else "0"}
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL)
+                                     stderr=subprocess.DEVNULL, env=env)
         self.lines: queue.Queue[bytes] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
         self.next_id = 0
@@ -120,7 +126,8 @@ def case_initialize(b: Backend) -> None:
     result = b.initialize()["result"]
     assert result["implementation"] == "conformance"
     assert result["language_info"]["name"] == "conformance"
-    assert result["interrupt_mode"] == "message" and result["subshells"] is True
+    assert result["interrupt_mode"] == "message"
+    assert result.get("subshells", False) is b.subshells
     assert isinstance(result.get("banner", ""), str)
     assert isinstance(result.get("comm_targets", []), list)
     assert BRIDGE_PROTOCOL_VERSION == "1.2"  # the doc's version, sent in the request
@@ -221,9 +228,13 @@ CASES: dict[str, Callable[[Backend], None]] = {
 }
 
 
+MODES = {"subshells": True, "one_at_a_time": False}
+
+
 @pytest.fixture
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    b = Backend(SDKS[request.param])
+    sdk, mode = request.param
+    b = Backend(SDKS[sdk], MODES[mode])
     yield b
     if b.proc.poll() is None:
         b.proc.kill()
@@ -232,7 +243,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
 
 @pytest.mark.parametrize(
     ("case", "backend"),
-    [pytest.param(c, s, id=f"{c}-{s}") for c in CASES for s in SDKS],
+    [pytest.param(c, (s, m), id=f"{c}-{s}-{m}") for c in CASES for s in SDKS for m in MODES],
     indirect=["backend"])
 def test_conformance(case: str, backend: Backend) -> None:
     CASES[case](backend)

@@ -1,5 +1,6 @@
 // The JavaScript SDK's backend for tests/test_sdk_conformance.py (same as conformance_backend.py).
 // "input P" asks for input, "error" throws, "wait" runs until interrupted, else echoes.
+// CONFORMANCE_SUBSHELLS=0 in the environment: the one-request-at-a-time mode.
 import { serve } from "../../src/kernelkit/sdk/js/kernelkit.js";
 
 serve({
@@ -8,7 +9,7 @@ serve({
     implementation_version: "1.0",
     language_info: { name: "conformance", mimetype: "text/plain", file_extension: ".txt" },
     interrupt_mode: "message",
-    subshells: true,
+    subshells: (globalThis.Deno ? Deno.env.get("CONFORMANCE_SUBSHELLS") : process.env.CONFORMANCE_SUBSHELLS) !== "0",
   },
   async execute({ code }, ctx) {
     const [cmd, ...rest] = code.split(" ");

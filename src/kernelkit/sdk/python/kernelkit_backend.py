@@ -1,6 +1,6 @@
 """kernelkit backend SDK for Python: write a kernel's logic in any Python environment.
 
-(Why ~730 lines in one file: it is copied next to a backend, so it must stay one file
+(Why ~770 lines in one file: it is copied next to a backend, so it must stay one file
 with no imports of its own; the channel, the comms and the two serving modes are its
 sections, in that order.)
 
@@ -23,9 +23,10 @@ bridge protocol (docs/bridge-protocol.md) on stdin/stdout::
     serve(Echo())
 
 ``print()`` inside ``execute`` becomes output of the cell; an exception becomes an
-error reply with its traceback; SIGINT (an interrupt) raises KeyboardInterrupt in
-the running code. ``ctx.input`` raises StdinNotImplementedError when the client does
-not take input, and KeyboardInterrupt when the user interrupts while asked. Output
+error reply with its traceback; an interrupt (SIGINT, or the ``interrupt`` message of
+``interrupt_mode: "message"``) raises KeyboardInterrupt in the running code.
+``ctx.input`` raises StdinNotImplementedError when the client does not take input, and
+KeyboardInterrupt when the user interrupts while asked. Output
 through ``ctx`` names its request: made after ``execute`` returned (from a thread), the
 host logs it instead of showing it under another cell. Text written to the real stderr
 is flushed before each reply, so that it lands in the cell it was written for.
@@ -64,6 +65,8 @@ import binascii
 import contextlib
 import io
 import json
+import os
+import queue
 import signal
 import sys
 import threading
@@ -82,11 +85,13 @@ class _Channel:
         self.rfile = rfile
         self.wfile = wfile
         self.next_id = 0
-        self.pending: list[dict[str, Any]] = []  # requests that arrived while waiting for input
         self.lock = threading.Lock()  # whole lines, from any thread
         self.local = threading.local()  # .request: the host request this thread runs
-        # Concurrent mode: our input requests waiting for the host, by id -> [event, answer].
-        self.waiters: dict[str, list[Any]] | None = None
+        # Our input requests waiting for the host, by id -> [event, answer]: the reading
+        # thread (serve's, in both modes) hands each its answer. Owned by that thread and
+        # the asking one, under ``lock``.
+        self.waiters: dict[str, list[Any]] = {}
+        self.concurrent = False  # protocol 1.1: each request on a thread of its own
 
     def send(self, obj: dict[str, Any], strict: bool = False) -> None:
         """Write one line; ``strict``: what JSON cannot hold is a TypeError, not its str()."""
@@ -138,22 +143,30 @@ class _Channel:
         request = getattr(self.local, "request", None)
         if request is not None:
             params = {**params, "request": request}
-        if self.waiters is not None:  # concurrent: the reading thread hands us the answer
-            waiter: list[Any] = [threading.Event(), None]
+        waiter: list[Any] = [threading.Event(), None]
+        with self.lock:
             self.waiters[rid] = waiter
-            self.send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
-            waiter[0].wait()
-            return _answer(waiter[1])
         self.send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
-        while True:
-            msg = self.read()
-            if msg is None:
-                raise EOFError("the host closed the connection")
-            if msg.get("id") == rid and "method" not in msg:
-                return _answer(msg)
-            if msg.get("method") == "interrupt" and "id" not in msg:
-                raise KeyboardInterrupt
-            self.pending.append(msg)
+        waiter[0].wait()
+        if waiter[1] is None:
+            raise EOFError("the host closed the connection")
+        return _answer(waiter[1])
+
+    def answered(self, msg: dict[str, Any]) -> None:
+        """The host's answer to one of our requests (on the reading thread)."""
+        rid = msg.get("id")
+        with self.lock:
+            waiter = self.waiters.pop(rid, None) if isinstance(rid, str) else None
+        if waiter is not None:
+            waiter[1] = msg
+            waiter[0].set()
+
+    def closed(self) -> None:
+        """End of input: nobody will answer the requests still waiting."""
+        with self.lock:
+            left, self.waiters = list(self.waiters.values()), {}
+        for waiter in left:
+            waiter[0].set()
 
 
 class _Output(io.TextIOBase):
@@ -593,13 +606,17 @@ def serve(backend: Any, stdin: BinaryIO | None = None, stdout: BinaryIO | None =
             raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, on_sigint)
+    # One request at a time on this thread; a thread of the SDK's reads stdin all along, so
+    # that a message-mode interrupt reaches a running request (as SIGINT does), and answers
+    # to ctx.input reach it while it waits.
+    inbox: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+    threading.Thread(target=_read_all, args=(channel, inbox.put), name="kernelkit-reader",
+                     daemon=True).start()
     while True:
-        msg = channel.pending.pop(0) if channel.pending else channel.read()
+        msg = inbox.get()
         if msg is None:
             return
         method, rid, params = msg.get("method"), msg.get("id"), msg.get("params") or {}
-        if method is None or rid is None:
-            continue  # responses nobody waits for, and notifications (interrupt while idle)
         # Output names its request, so that the host never shows it under another cell.
         channel.local.request = rid
         try:
@@ -622,6 +639,30 @@ def serve(backend: Any, stdin: BinaryIO | None = None, stdout: BinaryIO | None =
             return
 
 
+def _read_all(channel: _Channel, request: Callable[[dict[str, Any] | None], None]) -> None:
+    """The reading thread of the one-at-a-time mode: requests go to ``request`` (None at
+    the end), answers to the waiting ``ctx.input``, an ``interrupt`` becomes a SIGINT."""
+    while True:
+        msg = channel.read()
+        if msg is None:
+            channel.closed()
+            request(None)
+            return
+        method, rid = msg.get("method"), msg.get("id")
+        if method is None:
+            channel.answered(msg)
+        elif rid is not None:
+            request(msg)
+            if method == "shutdown":
+                # Nothing follows it; and a thread still blocked in stdin's read when
+                # serve() returns aborts the interpreter at exit (its buffer's lock).
+                return
+        elif method == "interrupt":
+            # A real signal, not _thread.interrupt_main(): it also wakes a main thread
+            # blocked in a system call (time.sleep, a read), as the host's SIGINT would.
+            os.kill(os.getpid(), signal.SIGINT)
+
+
 class _MethodNotFound(Exception):
     pass
 
@@ -638,7 +679,7 @@ def _refusal(rid: Any, method: str, exc: Exception) -> dict[str, Any]:
 def _serve_concurrently(backend: Any, channel: _Channel,
                         outputs: tuple[_Output, _Output]) -> None:
     """Protocol 1.1: this thread reads; each request runs on a thread of its own."""
-    channel.waiters = {}
+    channel.concurrent = True
     running: dict[int, int] = {}  # thread ident -> host request id
     lock = threading.Lock()
 
@@ -673,22 +714,16 @@ def _serve_concurrently(backend: Any, channel: _Channel,
         if method == "initialize":
             comms._initialized(result.get("comm_targets", []))
         if method == "shutdown":
-            import os
-
             os._exit(0)
 
     while True:
         msg = channel.read()
         if msg is None:
-            for left in list(channel.waiters.values()):
-                left[0].set()
+            channel.closed()
             return
         method, rid, params = msg.get("method"), msg.get("id"), msg.get("params") or {}
         if method is None:  # the host's answer to one of our input requests
-            waiter = channel.waiters.pop(rid, None) if isinstance(rid, str) else None
-            if waiter is not None:
-                waiter[1] = msg
-                waiter[0].set()
+            channel.answered(msg)
             continue
         if rid is None:
             if method == "interrupt":
@@ -723,7 +758,7 @@ def _call(backend: Any, channel: _Channel, outputs: tuple[_Output, _Output], met
                 raise
             return error_content(exc)
         finally:
-            if channel.waiters is None:  # concurrent mode keeps them for every thread
+            if not channel.concurrent:  # concurrent mode keeps them for every thread
                 sys.stdout, sys.stderr = saved
         return {"status": "ok", "user_expressions": {}, "payload": [], **(reply or {})}
     if method not in _DEFAULTS:
