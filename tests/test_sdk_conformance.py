@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -129,7 +130,7 @@ def case_initialize(b: Backend) -> None:
     assert result["interrupt_mode"] == "message"
     assert result.get("subshells", False) is b.subshells
     assert isinstance(result.get("banner", ""), str)
-    assert isinstance(result.get("comm_targets", []), list)
+    assert result.get("comm_targets") == ["echo"]
     assert BRIDGE_PROTOCOL_VERSION == "1.2"  # the doc's version, sent in the request
 
 
@@ -220,11 +221,68 @@ def case_no_method(b: Backend) -> None:
     assert reply["result"]["status"] == "ok"
 
 
+def case_interrupt_signal(b: Backend) -> None:
+    """The other way an interrupt comes (interrupt_mode "signal"): SIGINT to the backend."""
+    b.initialize()
+    rid = b.request("execute", execute_params("wait"))
+    with pytest.raises(queue.Empty):
+        b.lines.get(timeout=0.3)  # still running
+    b.proc.send_signal(signal.SIGINT)
+    reply, _ = b.until_response(rid)
+    assert reply["result"]["status"] == "error"
+    assert "Interrupt" in reply["result"]["ename"] or "Abort" in reply["result"]["ename"]
+    reply, _ = b.call("execute", execute_params("after"))  # still serving
+    assert reply["result"]["status"] == "ok"
+
+
+def comm_params(comm_id: str, **kw: Any) -> dict[str, Any]:
+    return {"comm_id": comm_id, "data": {}, "metadata": {}, "buffers": [], **kw}
+
+
+def case_comm_from_the_frontend(b: Backend) -> None:
+    b.initialize()
+    reply, _ = b.call("comm_open", comm_params("c1", target_name="echo"))
+    assert "error" not in reply, reply
+    rid = b.request("comm_msg", comm_params("c1", data={"x": 1}, buffers=["AAE="]))
+    reply, notes = b.until_response(rid)
+    assert "error" not in reply, reply
+    echoes = [n for n in notes if n["method"] == "comm_msg"]
+    assert len(echoes) == 1, notes
+    assert echoes[0]["params"]["comm_id"] == "c1"
+    assert echoes[0]["params"]["data"] == {"echo": {"x": 1}}
+    assert echoes[0]["params"]["buffers"] == ["AAE="]
+    assert echoes[0]["params"]["request"] == rid
+    reply, _ = b.call("comm_close", comm_params("c1"))
+    assert "error" not in reply, reply
+    reply, _ = b.call("comm_msg", comm_params("c1", data={"x": 2}))  # closed: not known
+    assert "error" in reply, reply
+    reply, _ = b.call("comm_msg", comm_params("never-opened"))
+    assert "error" in reply, reply
+
+
+def case_comm_from_the_backend(b: Backend) -> None:
+    b.initialize()
+    rid = b.request("execute", execute_params("open"))
+    reply, notes = b.until_response(rid)
+    assert reply["result"]["status"] == "ok"
+    comm_notes = [n for n in notes if n["method"].startswith("comm_")]
+    assert [n["method"] for n in comm_notes] == ["comm_open", "comm_msg", "comm_close"], notes
+    opened, sent, _closed = (n["params"] for n in comm_notes)
+    assert opened["target_name"] == "conformance.out" and opened["data"] == {"n": 1}
+    assert isinstance(opened["comm_id"], str) and opened["comm_id"]
+    assert {p["comm_id"] for p in (n["params"] for n in comm_notes)} == {opened["comm_id"]}
+    assert sent["data"] == {"n": 2} and sent["buffers"] == ["AAE="]
+    assert all(n["params"].get("request") == rid for n in comm_notes)
+
+
 CASES: dict[str, Callable[[Backend], None]] = {
     "framing": case_framing, "initialize": case_initialize, "execute": case_execute,
     "execute_error": case_execute_error, "defaults": case_defaults,
     "unknown_method": case_unknown_method, "input": case_input, "interrupt": case_interrupt,
-    "shutdown": case_shutdown, "parse_error": case_parse_error, "no_method": case_no_method,
+    "interrupt_signal": case_interrupt_signal, "shutdown": case_shutdown,
+    "parse_error": case_parse_error, "no_method": case_no_method,
+    "comm_from_the_frontend": case_comm_from_the_frontend,
+    "comm_from_the_backend": case_comm_from_the_backend,
 }
 
 

@@ -1,6 +1,8 @@
 """The Python SDK's backend for tests/test_sdk_conformance.py (same as conformance_backend.mjs).
 
-"input P" asks for input, "error" raises, "wait" runs until interrupted, else echoes.
+"input P" asks for input, "error" raises, "wait" runs until interrupted, "open" opens a
+comm to "conformance.out", sends on it and closes it, else echoes. Target "echo" answers
+each message with {"echo": data} and the same buffers.
 CONFORMANCE_SUBSHELLS=0 in the environment: the one-request-at-a-time mode.
 """
 
@@ -14,7 +16,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src/kernelkit/sdk/python"))
 
-from kernelkit_backend import serve
+from kernelkit_backend import comms, serve
 
 
 class Conformance:
@@ -30,6 +32,10 @@ class Conformance:
             ctx.stream("stdout", "got:" + ctx.input(arg))
         elif cmd == "error":
             raise ValueError("bad")
+        elif cmd == "open":
+            comm = comms.open("conformance.out", {"n": 1})
+            comm.send({"n": 2}, buffers=[b"\x00\x01"])
+            comm.close()
         elif cmd == "wait":
             while True:
                 time.sleep(0.02)
@@ -38,4 +44,9 @@ class Conformance:
         return None
 
 
+def echo(comm: Any, msg: dict[str, Any]) -> None:
+    comm.on_msg(lambda m: comm.send({"echo": m["data"]}, buffers=m["buffers"]))
+
+
+comms.register_target("echo", echo)
 serve(Conformance())
