@@ -616,7 +616,8 @@ def serve(backend: Any, stdin: BinaryIO | None = None, stdout: BinaryIO | None =
         msg = inbox.get()
         if msg is None:
             return
-        method, rid, params = msg.get("method"), msg.get("id"), msg.get("params") or {}
+        # (The reader passes on requests only: a method and an id.)
+        method, rid, params = str(msg["method"]), msg["id"], msg.get("params") or {}
         # Output names its request, so that the host never shows it under another cell.
         channel.local.request = rid
         try:
