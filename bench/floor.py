@@ -3,6 +3,10 @@
 A minimal pyzmq responder that answers kernel_info and execute with the same messages
 an Echo kernel sends (busy, execute_input, stream, reply, idle) and nothing else: no
 threads but the heartbeat, no dispatch, no error handling. Usage: floor.py CONNECTION_FILE.
+
+It checks each request's signature and drops one that does not match, because a kernel
+must: without it any local process could run code (the floor skipped it until 2026-12-03,
+which made its 10 MB output figure about 5 % better than the least a kernel can do).
 """
 
 import hashlib
@@ -82,6 +86,12 @@ while True:
         frames = sock.recv_multipart()
         i = frames.index(b"<IDS|MSG>")
         ids, raw_header, content = frames[:i], frames[i + 2], frames[i + 5]
+        if digest:
+            d = digest.copy()
+            for part in frames[i + 2 : i + 6]:
+                d.update(part)
+            if not hmac.compare_digest(d.hexdigest().encode(), frames[i + 1]):
+                continue
         header = json.loads(raw_header)
         msg_type = header["msg_type"]
         send(iopub, [b"status"], "status", {"execution_state": "busy"}, raw_header)

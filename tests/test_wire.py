@@ -13,7 +13,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jupyter_client.session import Session as JCSession
 
-from kernelkit.wire import DELIMITER, PROTOCOL_VERSION, ProtocolError, ReplayGuard, Session
+from kernelkit.wire import (
+    DELIMITER,
+    JOIN_BELOW,
+    PROTOCOL_VERSION,
+    ProtocolError,
+    ReplayGuard,
+    Session,
+)
 
 KEY = b"a0436f6c-1916-498b-8eb9-e81ab9368e84"
 
@@ -55,6 +62,16 @@ def test_we_read_jupyter_client(scheme: str) -> None:
     assert parsed.msg_id == msg["header"]["msg_id"]
     assert parsed.content == {"code": "print(1)", "silent": False}
     assert parsed.metadata == {"a": 1}
+
+
+@pytest.mark.parametrize("size", [JOIN_BELOW - 64, JOIN_BELOW, 3 * JOIN_BELOW])
+def test_signatures_agree_with_jupyter_client_on_both_sides_of_the_join_size(size: int) -> None:
+    """Signing hashes a big content part by part and a small message joined: the same HMAC."""
+    ours, theirs = Session(KEY), JCSession(key=KEY)
+    frames = ours.serialize("stream", {"name": "stdout", "text": "é" * (size // 2)})
+    assert theirs.deserialize(theirs.feed_identities(frames)[1])["content"]["text"]
+    msg = theirs.msg("execute_request", {"code": "x" * size, "silent": False})
+    assert ours.deserialize(theirs.serialize(msg)).content["code"] == "x" * size
 
 
 @given(content=contents, metadata=contents)
