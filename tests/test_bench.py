@@ -61,7 +61,7 @@ def test_micro_benchmark_smoke_run() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     rows = [line for line in lines if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 9, done.stdout  # two headers, four micro rows, three import rows
+    assert len(rows) == 10, done.stdout  # two headers, five micro rows, three import rows
 
 
 def test_a_port_taken_before_the_kernel_binds_it_costs_a_retry_not_the_run(

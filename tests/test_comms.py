@@ -248,11 +248,15 @@ def test_comm_messages_on_a_subshell_are_handled_while_a_cell_runs(python_kernel
     kc.comm_info(target_name="kk.sub")
     comm_id = next(iter(kc.get_shell_msg(timeout=30)["content"]["comms"]))
     busy = kc.execute("import time\ntime.sleep(3)\nprint(seen)")
-    time.sleep(0.5)  # the cell is running
+    by_parent: dict[str, list[dict[str, Any]]] = {}
+    while True:  # the cell is running once its execute_input is out
+        m = kc.get_iopub_msg(timeout=30)
+        by_parent.setdefault(m["parent_header"].get("msg_id"), []).append(m)
+        if m["msg_type"] == "execute_input" and m["parent_header"].get("msg_id") == busy:
+            break
     msg = kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {}})
     msg["header"]["subshell_id"] = subshell_id
     kc.shell_channel.send(msg)
-    by_parent: dict[str, list[dict[str, Any]]] = {}
     idle: list[str] = []
     while len(idle) < 2:
         m = kc.get_iopub_msg(timeout=30)

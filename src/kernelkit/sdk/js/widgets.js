@@ -2,7 +2,8 @@
 /**
  * Jupyter widgets for kernelkit backends on Deno and Node.js: the kernel side of the widget
  * protocol 2.1 (the one ipywidgets 8 speaks), over the comms of kernelkit.js. One
- * dependency-free ES module, next to kernelkit.js.
+ * dependency-free ES module, next to kernelkit.js. (Why ~640 lines in one file: a backend
+ * copies it beside kernelkit.js and imports it with no bundler, so it stays one module.)
  *
  *   import { IntSlider } from "./widgets.js";
  *   const s = new IntSlider({ value: 5, min: 0, max: 10, description: "n" });
