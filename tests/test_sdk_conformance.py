@@ -2,9 +2,10 @@
 
 The test is the bridge host itself: it starts a tiny backend on each SDK (the JS SDK on
 Deno, also with its synchronous stdin, and on Node.js, the Python SDK) with pipes and
-speaks JSON lines to it, as docs/bridge-protocol.md says. A new SDK language is done when it passes this table, in
-both of a backend's modes: with subshells (requests may run side by side) and without
-(one request at a time; the Python SDK then runs them on its main thread).
+speaks JSON lines to it, as docs/bridge-protocol.md says. A new SDK language is done when
+it passes this table, in both of a backend's modes: with subshells (requests may run side
+by side) and without (one request at a time; the Python SDK then runs them on its main
+thread).
 """
 
 from __future__ import annotations
