@@ -542,3 +542,35 @@ def test_install_bridge_needs_a_name_and_a_working_backend(tmp_path: Path) -> No
     assert not (tmp_path / "share/jupyter/kernels/nope").exists()
     done = kernelkit("install", "--name", "nope", "--prefix", str(tmp_path), "--", "no-such-cmd")
     assert done.returncode == 2 and "not found" in done.stderr
+
+
+def test_the_execute_is_with_the_backend_before_execute_input_goes_out() -> None:
+    """The host hands an execute to the backend first and publishes execute_input while the
+    backend works (dispatch.py, _start_execute): when execute_input is sent, the backend's
+    answer comes without anything more written to it. Order on IOPub is unchanged."""
+    import select
+
+    from kernelkit.bridge.kernel import BridgeKernel
+    from kernelkit.testing import attach, request
+
+    kernel = BridgeKernel([DENO, "run", str(ROOT / "examples/deno/echo.ts")])
+    transport, dispatcher = attach(kernel)
+    answered_early: list[bool] = []
+
+    def at_execute_input(sent: Any) -> None:
+        if sent.msg_type == "execute_input":
+            assert kernel.backend is not None
+            answered_early.append(bool(select.select([kernel.backend._out_fd], [], [], 20)[0]))
+
+    try:
+        with transport.sending_hook(at_execute_input):
+            for code in ("squawk", "again"):
+                msg = request("execute_request", {"code": code})
+                dispatcher.handle("shell", msg)
+                assert transport.reply_to(msg)["status"] == "ok"
+                assert [s.msg_type for s in transport.iopub(msg)] == [
+                    "status", "execute_input", "stream", "status"]
+                assert transport.iopub(msg, "stream")[0].content["text"] == code
+        assert answered_early == [True, True]
+    finally:
+        kernel.do_shutdown(False)
