@@ -143,13 +143,21 @@ def stdin_hop() -> tuple[float, float] | None:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
             env={**os.environ, "CONFORMANCE_SUBSHELLS": "0"})
         assert proc.stdin is not None and proc.stdout is not None
-        out = proc.stdout
+        in_fd, out_fd = proc.stdin.fileno(), proc.stdout.fileno()
+        buf = bytearray()
 
         def call(rid: int, method: str, params: dict[str, object]) -> None:
             msg = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}
-            os.write(proc.stdin.fileno(), json.dumps(msg).encode() + b"\n")  # type: ignore[union-attr]
-            while b'"result"' not in out.readline():  # the stream line, then the result
-                pass
+            os.write(in_fd, json.dumps(msg).encode() + b"\n")
+            while True:  # the stream line, then the result
+                end = buf.find(b"\n")
+                if end < 0:
+                    buf.extend(os.read(out_fd, 1 << 16))
+                    continue
+                line = bytes(buf[:end])
+                del buf[: end + 1]
+                if b'"result"' in line:
+                    return
 
         call(0, "initialize", {"protocol_version": "1.2", "kernelkit_version": "0"})
         params: dict[str, object] = {"code": "hi", "silent": False, "store_history": True,
@@ -231,14 +239,15 @@ def output_read() -> tuple[float, float]:
         fd = proc.stdout.fileno()
         proc.stdin.write(b"g")
         t0 = time.perf_counter()
-        buf, lines = bytearray(), []
+        buf, lines, scanned = bytearray(), [], 0
         while len(lines) < 2:
             buf += os.read(fd, 1 << 16)
-            end = buf.find(b"\n")
+            end = buf.find(b"\n", scanned)  # (new bytes only, as the host did)
             while end >= 0:
                 lines.append(bytes(buf[: end + 1]))  # as _take_line did
                 del buf[: end + 1]
                 end = buf.find(b"\n")
+            scanned = len(buf)
         elapsed = time.perf_counter() - t0
         proc.stdin.write(b"g")
         proc.wait()
