@@ -572,5 +572,16 @@ def test_the_execute_is_with_the_backend_before_execute_input_goes_out() -> None
                     "status", "execute_input", "stream", "status"]
                 assert transport.iopub(msg, "stream")[0].content["text"] == code
         assert answered_early == [True, True]
+        # A backend that died between requests is started again in do_execute (where an
+        # interrupt can cut a slow start short), not before execute_input.
+        assert kernel.backend is not None
+        os.kill(kernel.backend.pid, signal.SIGKILL)
+        kernel.backend.proc.wait()
+        msg = request("execute_request", {"code": "revived"})
+        dispatcher.handle("shell", msg)
+        assert transport.reply_to(msg)["status"] == "ok"
+        assert [s.msg_type for s in transport.iopub(msg)] == [
+            "status", "execute_input", "stream", "status"]
+        assert transport.iopub(msg, "stream")[0].content["text"] == "revived"
     finally:
         kernel.do_shutdown(False)

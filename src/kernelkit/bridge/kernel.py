@@ -414,9 +414,13 @@ class BridgeKernel(Kernel):
     ) -> None:
         """The dispatcher, just before it publishes execute_input (dispatch.py): send the
         request now, so that the backend works meanwhile; do_execute awaits the answer.
-        With subshells, requests go through Shared and are sent in do_execute."""
+        With subshells, requests go through Shared and are sent in do_execute; so are they
+        when the backend must be (re)started first."""
         self._started = None
-        if self._shared is not None:
+        backend = self.backend
+        if self._shared is not None or backend is None or not backend.alive():
+            # (A backend to start first is started in do_execute, where an interrupt can
+            # cut a slow start short: here, before the hook, interrupts are ignored.)
             return
         params = self._execute_params(code, silent, store_history, user_expressions,
                                       allow_stdin, cell_id)
