@@ -585,3 +585,25 @@ def test_the_execute_is_with_the_backend_before_execute_input_goes_out() -> None
         assert transport.iopub(msg, "stream")[0].content["text"] == "revived"
     finally:
         kernel.do_shutdown(False)
+
+
+def test_sync_stdin_lets_the_code_after_serve_run_before_the_first_request(
+        tmp_path: Path) -> None:
+    """serve() returns before the first blocking read: the module's code after the call runs
+    at once (here it prints a line), not only when the host's first request comes."""
+    from test_sdk_conformance import TIMEOUT, Backend
+
+    sdk = (ROOT / "src/kernelkit/sdk/js/kernelkit.js").as_uri()
+    info = {"implementation": "t", "language_info": {"name": "t"}, "interrupt_mode": "message"}
+    script = tmp_path / "backend.mjs"
+    script.write_text(f"import {{ comms, serve }} from {json.dumps(sdk)};\n"
+                      f"serve({{ syncStdin: true, info: {json.dumps(info)}, execute() {{}} }});\n"
+                      "comms.registerTarget('after', () => {});\n"
+                      "console.log('ran');\n")
+    b = Backend([DENO, "run", str(script)], subshells=False)
+    try:
+        assert b.lines.get(timeout=TIMEOUT) == b"ran\n"  # before any request was written
+        assert b.initialize()["result"]["comm_targets"] == ["after"]
+    finally:
+        b.proc.kill()
+        b.proc.wait()
