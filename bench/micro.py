@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -126,6 +127,168 @@ def encoding() -> tuple[float, float]:
     return per_call(plain, 50_000), per_call(lambda: encoder.encode(obj), 50_000)
 
 
+# -- the Deno bridge (issue 16) -------------------------------------------------------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIG = 10_000_000  # a 10 MB line, as the benchmark's output request and its stream output
+
+
+def _deno() -> str | None:
+    deno = shutil.which("deno") or os.path.join(os.path.dirname(sys.executable), "deno")
+    return deno if os.path.exists(deno) else None
+
+
+def sdk_rows() -> list[tuple[str, float, float]]:
+    """The JS SDK's own rows, timed by Deno (bench/micro_sdk.mjs)."""
+    deno = _deno()
+    if deno is None:
+        return []
+    done = subprocess.run(
+        [deno, "run", "--allow-write=/dev/null", os.path.join(ROOT, "bench", "micro_sdk.mjs"),
+         str(SCALE)], capture_output=True, text=True, check=True)
+    return [(what, before, now) for what, before, now in json.loads(done.stdout)["rows"]]
+
+
+def stdin_hop() -> tuple[float, float] | None:
+    """One small request to a Deno backend on a pipe and its answer back: the JS SDK reading
+    stdin asynchronously (through the event loop) against serve({ syncStdin: true })."""
+    deno = _deno()
+    if deno is None:
+        return None
+    backend = os.path.join(ROOT, "tests", "support", "conformance_backend.mjs")
+
+    def median_hop(extra: list[str]) -> float:
+        proc = subprocess.Popen(
+            [deno, "run", "--allow-env=CONFORMANCE_SUBSHELLS", backend, *extra],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+            env={**os.environ, "CONFORMANCE_SUBSHELLS": "0"})
+        assert proc.stdin is not None and proc.stdout is not None
+        in_fd, out_fd = proc.stdin.fileno(), proc.stdout.fileno()
+        buf = bytearray()
+
+        def call(rid: int, method: str, params: dict[str, object]) -> None:
+            msg = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}
+            os.write(in_fd, json.dumps(msg).encode() + b"\n")
+            while True:  # the stream line, then the result
+                end = buf.find(b"\n")
+                if end < 0:
+                    buf.extend(os.read(out_fd, 1 << 16))
+                    continue
+                line = bytes(buf[:end])
+                del buf[: end + 1]
+                if b'"result"' in line:
+                    return
+
+        call(0, "initialize", {"protocol_version": "1.2", "kernelkit_version": "0"})
+        params: dict[str, object] = {"code": "hi", "silent": False, "store_history": True,
+                                     "user_expressions": {}, "allow_stdin": False,
+                                     "execution_count": 1, "cell_id": None}
+        rid = 0
+
+        def hop() -> None:
+            nonlocal rid
+            rid += 1
+            call(rid, "execute", params)
+
+        per_call(hop, 500)  # warm-up: V8 optimizes the SDK's hot paths
+        result = per_call(hop, 2000)
+        proc.stdin.close()
+        proc.wait()
+        return result
+
+    return median_hop([]), median_hop(["sync"])
+
+
+def _pipe_reader(size: int) -> str:
+    """A child that reads ``size`` bytes of its stdin in 1 MiB reads, then says ok."""
+    return ("import os, sys\n"
+            f"left = {size}\n"
+            "while left > 0:\n"
+            "    left -= len(os.read(0, 1 << 20))\n"
+            "os.write(1, b'ok')\n")
+
+
+def request_write() -> tuple[float, float]:
+    """The host writing a 10 MB request line to a reading backend: one write() into the
+    default 64 KiB pipe, against 1 MiB os.write pieces into a pipe of 1 MiB (process.py)."""
+    from kernelkit.bridge import process
+
+    line = b"x" * BIG + b"\n"
+
+    def timed(grow: bool) -> float:
+        proc = subprocess.Popen([sys.executable, "-c", _pipe_reader(len(line))],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        assert proc.stdin is not None and proc.stdout is not None
+        fd = proc.stdin.fileno()
+        if grow:
+            process._grow_pipe(fd)
+        t0 = time.perf_counter()
+        if grow:
+            view, written = memoryview(line), 0
+            while written < len(line):
+                written += os.write(fd, view[written: written + process.WRITE_SIZE])
+        else:
+            proc.stdin.write(line)
+        proc.stdout.read(2)
+        elapsed = time.perf_counter() - t0
+        proc.wait()
+        return elapsed
+
+    runs = max(1, int(15 * SCALE))
+    return (statistics.median(timed(False) for _ in range(runs)),
+            statistics.median(timed(True) for _ in range(runs)))
+
+
+def output_read() -> tuple[float, float]:
+    """The host reading a 10 MB output line (with the reply right behind it) from a backend:
+    64 KiB reads from a 64 KiB pipe, the line copied out of the buffer (before), against
+    BackendProcess now: a 1 MiB pipe, 1 MiB reads within a long line, the buffer handed over."""
+    from kernelkit.bridge.process import BackendProcess, Line
+
+    writer = ("import os, sys\n"
+              "sys.stdin.read(1)\n"
+              f"data = b'x' * {BIG} + b'\\n' + b'{{\"id\": 1}}\\n'\n"
+              "view, n = memoryview(data), 0\n"
+              "while n < len(data): n += os.write(1, view[n:])\n"
+              "sys.stdin.read(1)\n")
+
+    def old_way() -> float:
+        proc = subprocess.Popen([sys.executable, "-c", writer], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, bufsize=0)
+        assert proc.stdin is not None and proc.stdout is not None
+        fd = proc.stdout.fileno()
+        proc.stdin.write(b"g")
+        t0 = time.perf_counter()
+        buf, lines, scanned = bytearray(), [], 0
+        while len(lines) < 2:
+            buf += os.read(fd, 1 << 16)
+            end = buf.find(b"\n", scanned)  # (new bytes only, as the host did)
+            while end >= 0:
+                lines.append(bytes(buf[: end + 1]))  # as _take_line did
+                del buf[: end + 1]
+                end = buf.find(b"\n")
+            scanned = len(buf)
+        elapsed = time.perf_counter() - t0
+        proc.stdin.write(b"g")
+        proc.wait()
+        return elapsed
+
+    def new_way() -> float:
+        backend = BackendProcess([sys.executable, "-c", writer])
+        backend.send(b"g")
+        t0 = time.perf_counter()
+        lines = [backend.next_event(30), backend.next_event(30)]
+        elapsed = time.perf_counter() - t0
+        assert all(isinstance(e, Line) for e in lines), lines
+        backend.send(b"g")
+        backend.stop(1)
+        return elapsed
+
+    runs = max(1, int(15 * SCALE))
+    return (statistics.median(old_way() for _ in range(runs)),
+            statistics.median(new_way() for _ in range(runs)))
+
+
 def _python_ms(code: str, env: dict[str, str], runs: int = 21) -> float:
     times = []
     for _ in range(max(1, int(runs * SCALE))):
@@ -194,7 +357,16 @@ def main(argv: list[str] | None = None) -> int:
         ("encode a header: json.dumps with options vs a kept JSONEncoder", *encoding()),
         ("sign a 10 MB message: join the parts, one update vs an update per part",
          *signing_big()),
+        ("bridge host, write a 10 MB request to the backend: one write into a 64 KiB pipe vs "
+         "1 MiB os.write pieces into a 1 MiB pipe", *request_write()),
+        ("bridge host, read a 10 MB output line and the reply behind it: 64 KiB pipe and "
+         "reads, line copied out vs 1 MiB pipe and reads, buffer handed over", *output_read()),
     ]
+    rows += sdk_rows()
+    hop = stdin_hop()
+    if hop is not None:
+        rows.append(("JS SDK on Deno, one small request on a pipe and its answer: stdin read "
+                     "asynchronously vs serve({ syncStdin: true })", *hop))
     print("| what | before (µs) | now (µs) | saved (µs) |")
     print("|---|---:|---:|---:|")
     for what, before, now in rows:

@@ -46,6 +46,10 @@ TEST_SPECS = {
 # Bridge kernels: name → (backend command, interrupt mode).
 BRIDGE_SPECS = {
     "kk-deno-echo": ([DENO, "run", str(ROOT / "examples/deno/echo.ts")], "signal"),
+    "kk-deno-echo-message": ([DENO, "run", str(ROOT / "examples/deno/echo.ts")], "message"),
+    # The JS SDK with serve({ syncStdin: true }) (as echo.ts), a request that waits.
+    "kk-deno-sync": ([DENO, "run", "--allow-env=CONFORMANCE_SUBSHELLS",
+                      str(SUPPORT / "conformance_backend.mjs"), "sync"], "signal"),
     "kk-node-echo": ([NODE, str(ROOT / "examples/node/echo.mjs")], "signal"),
     "kk-python-echo": ([sys.executable, str(ROOT / "examples/python/echo_backend.py")], "signal"),
     "kk-deno-js": ([DENO, "run", str(ROOT / "examples/deno/javascript.ts")], "signal"),

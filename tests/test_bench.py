@@ -61,7 +61,16 @@ def test_micro_benchmark_smoke_run() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     rows = [line for line in lines if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 10, done.stdout  # two headers, five micro rows, three import rows
+    # two headers, five engine rows, two bridge host rows, two JS SDK rows (Deno is in the
+    # bench extra), three import rows
+    assert len(rows) == 14, done.stdout
+    for what in ("sign a 10 MB message",
+                 "bridge host, write a 10 MB request", "bridge host, read a 10 MB output line",
+                 "JS SDK on Deno, write a 10 MB stream line",
+                 "JS SDK on Deno, one small request on a pipe"):
+        (row,) = [r for r in rows if r.startswith(f"| {what}")]
+        before, now = (float(x) for x in row.split("|")[2:4])
+        assert before > 0 and now > 0, row
 
 
 def test_a_port_taken_before_the_kernel_binds_it_costs_a_retry_not_the_run(

@@ -113,6 +113,108 @@ def test_deno_echo_restart_and_shutdown(start_kernel: Any) -> None:
     assert not k.km.is_alive()
 
 
+@pytest.mark.parametrize("spec", ["kk-deno-echo", "kk-deno-echo-message"])
+def test_deno_echo_is_interrupted_in_both_kernelspec_modes(start_kernel: Any, spec: str) -> None:
+    """echo.ts reads its stdin synchronously (serve({ syncStdin: true })), so its interrupts
+    come as messages on stdin (interrupt_mode "message" in its initialize), whichever way
+    Jupyter interrupts the kernel: while it is idle, and while a big request is in flight."""
+    import psutil
+
+    k = start_kernel(spec)
+    assert k.stdout("before") == "before"
+    host = psutil.Process(k.km.provisioner.process.pid)
+
+    def backends() -> list[int]:  # (the host's other child is the keeper, an sh)
+        return [p.pid for p in host.children() if "deno" in p.name()]
+
+    (backend,) = backends()
+    k.km.interrupt_kernel()  # idle: nothing to end, nothing left over for the next request
+    assert k.stdout("after an idle interrupt") == "after an idle interrupt"
+    code = "x" * 20_000_000  # big enough to be in flight (host or backend) for a while
+    msg_id = k.kc.execute(code)
+    k.km.interrupt_kernel()
+    reply = k.reply(msg_id, timeout=60)["content"]
+    if reply["status"] == "error":  # the interrupt reached the request while it ran
+        assert reply["ename"] == "KeyboardInterrupt", reply
+        assert "restarted" not in reply["evalue"], reply  # answered, not killed
+    k.iopub_until_idle(msg_id, timeout=60)
+    for i in range(3):  # no interrupt left over to hit the next requests
+        assert k.stdout(f"after {i}") == f"after {i}"
+    assert backends() == [backend]  # the same backend: never killed nor restarted
+
+
+def test_a_sync_stdin_backend_request_is_interrupted_through_the_host(start_kernel: Any) -> None:
+    """A request of a syncStdin backend that waits (here for the interrupt itself) is ended by
+    the host's interrupt message: the backend answers it (no kill after the grace)."""
+    k = start_kernel("kk-deno-sync")
+    assert k.stdout("hello") == "hello"
+    msg_id = k.kc.execute("wait started")
+    k.wait_started(msg_id)
+    k.km.interrupt_kernel()
+    reply = k.reply(msg_id, timeout=20)["content"]
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", reply
+    assert "restarted" not in reply["evalue"], reply
+    assert k.stdout("after") == "after"
+
+
+@pytest.mark.parametrize(("runtime", "mode", "message"), [
+    ("deno", "signal", 'needs info.interrupt_mode "message", not "signal"'),
+    ("deno", None, 'needs info.interrupt_mode "message", not "signal"'),
+    ("node", "message", "works on Deno only"),
+])
+def test_sync_stdin_is_refused_where_interrupts_would_break(
+        tmp_path: Path, runtime: str, mode: str | None, message: str) -> None:
+    from conftest import NODE
+
+    sdk = (ROOT / "src/kernelkit/sdk/js/kernelkit.js").as_uri()
+    info = {"implementation": "t", "language_info": {"name": "t"}}
+    if mode is not None:
+        info["interrupt_mode"] = mode
+    script = tmp_path / "backend.mjs"
+    script.write_text(f"import {{ serve }} from {json.dumps(sdk)};\n"
+                      f"serve({{ syncStdin: true, info: {json.dumps(info)}, execute() {{}} }});\n")
+    cmd = [DENO, "run", str(script)] if runtime == "deno" else [NODE, str(script)]
+    done = subprocess.run(cmd, input="", capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert message in done.stderr, done.stderr
+
+
+def test_sync_stdin_runs_nothing_between_requests() -> None:
+    """What syncStdin trades: a timer a request set waits, while the backend blocks in a read
+    of stdin and while requests are answered without waiting, until a request waits for I/O
+    (here input); without syncStdin it fires at once."""
+    import queue
+
+    from test_sdk_conformance import SDKS, Backend, execute_params
+
+    for sdk, blocked in (("deno-sync", True), ("deno", False)):
+        b = Backend(SDKS[sdk], subshells=False)
+        try:
+            b.initialize()
+            rid = b.request("execute", execute_params("later"))
+            reply, _ = b.until_response(rid)
+            assert reply["result"]["status"] == "ok"
+            if not blocked:
+                late = b.read()
+                assert late["params"] == {"name": "stdout", "text": "late", "request": rid}
+                continue
+            with pytest.raises(queue.Empty):
+                b.lines.get(timeout=0.5)
+            reply, notes = b.call("execute", execute_params("next"))
+            assert [n["params"]["text"] for n in notes] == ["next"], notes
+            rid3 = b.request("execute", execute_params("input Q"))
+            seen = [b.read(), b.read()]  # the input request, and the timer's output
+            (ask,) = [m for m in seen if m["method"] == "input"]
+            (late,) = [m for m in seen if m["method"] == "stream"]
+            assert late["params"] == {"name": "stdout", "text": "late", "request": rid}
+            b.send({"jsonrpc": "2.0", "id": ask["id"], "result": {"value": "A"}})
+            reply, notes = b.until_response(rid3)
+            assert [n["params"]["text"] for n in notes] == ["got:A"], notes
+        finally:
+            b.proc.kill()
+            b.proc.wait()
+
+
 # -- a real language: JavaScript on Deno ---------------------------------------------------
 
 
@@ -440,3 +542,68 @@ def test_install_bridge_needs_a_name_and_a_working_backend(tmp_path: Path) -> No
     assert not (tmp_path / "share/jupyter/kernels/nope").exists()
     done = kernelkit("install", "--name", "nope", "--prefix", str(tmp_path), "--", "no-such-cmd")
     assert done.returncode == 2 and "not found" in done.stderr
+
+
+def test_the_execute_is_with_the_backend_before_execute_input_goes_out() -> None:
+    """The host hands an execute to the backend first and publishes execute_input while the
+    backend works (dispatch.py, _start_execute): when execute_input is sent, the backend's
+    answer comes without anything more written to it. Order on IOPub is unchanged."""
+    import select
+
+    from kernelkit.bridge.kernel import BridgeKernel
+    from kernelkit.testing import attach, request
+
+    kernel = BridgeKernel([DENO, "run", str(ROOT / "examples/deno/echo.ts")])
+    transport, dispatcher = attach(kernel)
+    answered_early: list[bool] = []
+
+    def at_execute_input(sent: Any) -> None:
+        if sent.msg_type == "execute_input":
+            assert kernel.backend is not None
+            answered_early.append(bool(select.select([kernel.backend._out_fd], [], [], 20)[0]))
+
+    try:
+        with transport.sending_hook(at_execute_input):
+            for code in ("squawk", "again"):
+                msg = request("execute_request", {"code": code})
+                dispatcher.handle("shell", msg)
+                assert transport.reply_to(msg)["status"] == "ok"
+                assert [s.msg_type for s in transport.iopub(msg)] == [
+                    "status", "execute_input", "stream", "status"]
+                assert transport.iopub(msg, "stream")[0].content["text"] == code
+        assert answered_early == [True, True]
+        # A backend that died between requests is started again in do_execute (where an
+        # interrupt can cut a slow start short), not before execute_input.
+        assert kernel.backend is not None
+        os.kill(kernel.backend.pid, signal.SIGKILL)
+        kernel.backend.proc.wait()
+        msg = request("execute_request", {"code": "revived"})
+        dispatcher.handle("shell", msg)
+        assert transport.reply_to(msg)["status"] == "ok"
+        assert [s.msg_type for s in transport.iopub(msg)] == [
+            "status", "execute_input", "stream", "status"]
+        assert transport.iopub(msg, "stream")[0].content["text"] == "revived"
+    finally:
+        kernel.do_shutdown(False)
+
+
+def test_sync_stdin_lets_the_code_after_serve_run_before_the_first_request(
+        tmp_path: Path) -> None:
+    """serve() returns before the first blocking read: the module's code after the call runs
+    at once (here it prints a line), not only when the host's first request comes."""
+    from test_sdk_conformance import TIMEOUT, Backend
+
+    sdk = (ROOT / "src/kernelkit/sdk/js/kernelkit.js").as_uri()
+    info = {"implementation": "t", "language_info": {"name": "t"}, "interrupt_mode": "message"}
+    script = tmp_path / "backend.mjs"
+    script.write_text(f"import {{ comms, serve }} from {json.dumps(sdk)};\n"
+                      f"serve({{ syncStdin: true, info: {json.dumps(info)}, execute() {{}} }});\n"
+                      "comms.registerTarget('after', () => {});\n"
+                      "console.log('ran');\n")
+    b = Backend([DENO, "run", str(script)], subshells=False)
+    try:
+        assert b.lines.get(timeout=TIMEOUT) == b"ran\n"  # before any request was written
+        assert b.initialize()["result"]["comm_targets"] == ["after"]
+    finally:
+        b.proc.kill()
+        b.proc.wait()

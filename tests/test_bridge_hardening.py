@@ -37,7 +37,7 @@ from raw import peak_rss
 from conftest import UnservedBridge as _Unserved
 from conftest import kernelkit
 from kernelkit.bridge.kernel import info_problems
-from kernelkit.bridge.process import MAX_LINE, STDERR_LINE_MAX, BackendProcess
+from kernelkit.bridge.process import MAX_LINE, STDERR_LINE_MAX, BackendProcess, Line
 
 BACKENDS = {"python-sdk": PY, "node": NODE_JS, "deno": DENO_JS, "raw": FAULT}
 
@@ -384,3 +384,67 @@ def test_the_keeper_ends_with_its_backend() -> None:
     assert keeper is not None and keeper.poll() is None
     backend.stop(2)
     assert keeper.poll() is not None
+
+
+def test_a_big_request_arrives_whole_when_signals_cut_its_writes_short() -> None:
+    """A write to a pipe that a signal interrupts after some bytes returns the count written
+    so far; the host must write the rest (it did not: the line arrived cut and was joined
+    to the next). Here SIGALRM fires every millisecond while a 20 MB line goes to a
+    backend that reads slowly, and the backend reports what it got, line by line."""
+    reader = (
+        "import hashlib, sys, time\n"
+        "time.sleep(0.3)\n"
+        "for line in sys.stdin.buffer:\n"
+        "    time.sleep(0.0005)\n"
+        "    print(len(line), hashlib.sha256(line).hexdigest(), flush=True)\n"
+    )
+    backend = BackendProcess([sys.executable, "-c", reader])
+    big = b"".join(b"%09d" % i for i in range(2_000_000)) + b"\n"  # 18 MB, no two alike
+    small = b"next\n"
+    interrupted = 0
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        nonlocal interrupted
+        interrupted += 1
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)
+    try:
+        assert backend.send(big)
+        assert backend.send(small)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    try:
+        import hashlib
+
+        got = []
+        while len(got) < 2:
+            event = backend.next_event(30)
+            assert isinstance(event, Line), event
+            got.append(bytes(event.data).decode().split())
+        assert interrupted > 0  # the writes were interrupted, some surely mid-way
+        assert got == [[str(len(line)), hashlib.sha256(line).hexdigest()]
+                       for line in (big, small)]
+    finally:
+        backend.stop(1)
+
+
+def test_a_long_line_and_what_follows_it_in_one_read_are_both_intact() -> None:
+    """The reader hands a long line over as its buffer and keeps only what follows (a reply
+    right behind a big output): both must come out exactly, in order."""
+    writer = ("import sys; out = sys.stdout.buffer\n"
+              "out.write(b'ab' * 1_500_000 + b'\\n' + b'tail 1\\n' + b'tail')\n"
+              "out.flush(); sys.stdin.read(); out.write(b' 2\\n'); out.flush()\n")
+    backend = BackendProcess([sys.executable, "-c", writer])
+    try:
+        first = backend.next_event(30)
+        assert isinstance(first, Line) and bytes(first.data) == b"ab" * 1_500_000 + b"\n"
+        second = backend.next_event(30)
+        assert isinstance(second, Line) and bytes(second.data) == b"tail 1\n"
+        assert backend.proc.stdin is not None
+        backend.proc.stdin.close()
+        third = backend.next_event(30)
+        assert isinstance(third, Line) and bytes(third.data) == b"tail 2\n"
+    finally:
+        backend.stop(1)

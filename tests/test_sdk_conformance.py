@@ -1,10 +1,11 @@
 """SDK conformance: ONE table of bridge-protocol cases, run against every backend SDK.
 
 The test is the bridge host itself: it starts a tiny backend on each SDK (the JS SDK on
-Deno and on Node.js, the Python SDK) with pipes and speaks JSON lines to it, as
-docs/bridge-protocol.md says. A new SDK language is done when it passes this table, in
-both of a backend's modes: with subshells (requests may run side by side) and without
-(one request at a time; the Python SDK then runs them on its main thread).
+Deno, also with its synchronous stdin, and on Node.js, the Python SDK) with pipes and
+speaks JSON lines to it, as docs/bridge-protocol.md says. A new SDK language is done when
+it passes this table, in both of a backend's modes: with subshells (requests may run side
+by side) and without (one request at a time; the Python SDK then runs them on its main
+thread).
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ SDKS = {
     "py": [sys.executable, str(SUPPORT / "conformance_backend.py")],
     "deno": [DENO, "run", "--allow-env=CONFORMANCE_SUBSHELLS",
              str(SUPPORT / "conformance_backend.mjs")],
+    # The JS SDK on Deno with serve({ syncStdin: true }): stdin read with a blocking read
+    # whenever no request waits for I/O (the Deno Echo example runs so).
+    "deno-sync": [DENO, "run", "--allow-env=CONFORMANCE_SUBSHELLS",
+                  str(SUPPORT / "conformance_backend.mjs"), "sync"],
     "node": [NODE, str(SUPPORT / "conformance_backend.mjs")],
 }
 

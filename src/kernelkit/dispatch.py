@@ -354,11 +354,15 @@ class Dispatcher:
 
     # -- calling hooks ------------------------------------------------------------
 
-    def _call(self, name: str, *args: Any, **kwargs: Any) -> JSONDict:
+    def _call(self, name: str, *args: Any, _first: Callable[[bool], None] | None = None,
+              **kwargs: Any) -> JSONDict:
         """Run a hook; any exception, interrupt or bad return value becomes an error reply.
 
         The reply is a copy of what the hook returned: a kernel may return the same
         dict every time (a module-level constant), and the dispatcher fills in fields.
+        ``_first(True)`` runs just before the hook, under the hook lock but outside the
+        interrupt guard (as the bookkeeping before a hook always is); ``_first(False)``
+        instead if the hook is not run because the kernel is busy.
         """
         hook = getattr(self.kernel, name)
         plan = self.plans[name]
@@ -374,6 +378,8 @@ class Dispatcher:
                 else:
                     got = lock.acquire(blocking=False)
                 if not got:
+                    if _first is not None:
+                        _first(False)
                     return _error_reply(
                         "KernelBusy",
                         f"{name} was not run: the kernel is running another request, and "
@@ -382,6 +388,11 @@ class Dispatcher:
             else:
                 lock.acquire()
         try:
+            if _first is not None:
+                try:
+                    _first(True)  # before the guard: an interrupt here is ignored, as before
+                except Exception as exc:  # a hook is running: exactly one reply, still
+                    return self._failed(exc)
             guard = self.transport.interruptible()
             try:
                 with guard:
@@ -488,7 +499,20 @@ class Dispatcher:
             if store_history:
                 kernel.execution_count += 1
             count = kernel.execution_count
-        if not silent:
+        # A kernel whose work runs in another process (the bridge) hands the execute over
+        # first, under the hook lock, and the process works while execute_input goes out
+        # (a small execute's round trip: ~40 µs sooner; 10 MB of code: its execute_input's
+        # encoding and signing overlap with the backend's work). ``start_execute`` is the
+        # engine's own, not an author's hook: do_execute is called next, with the same values.
+        start = getattr(kernel, "_start_execute", None)
+        first: Callable[[bool], None] | None = None
+        if start is not None:
+            def first(run: bool) -> None:
+                if run:
+                    start(code, silent, store_history, user_expressions, allow_stdin, cell_id)
+                if not silent:
+                    self.publish("execute_input", {"code": code, "execution_count": count})
+        elif not silent:
             self.publish("execute_input", {"code": code, "execution_count": count})
         reply = self._call(
             "do_execute",
@@ -498,6 +522,7 @@ class Dispatcher:
             user_expressions,
             allow_stdin,
             cell_id=cell_id,
+            _first=first,
         )
         reply.setdefault("execution_count", count)
         if reply["status"] == "ok":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -75,6 +76,9 @@ class BridgeKernel(Kernel):
         self.interrupt_mode = "signal"
         self._shared: Shared | None = None
         self._start_lock = threading.Lock()  # one thread (re)starts the backend
+        # The execute _start_execute sent, until do_execute awaits it: (code, count, what
+        # _send_request returned). One at a time: without subshells hooks never overlap.
+        self._started: tuple[str, int, tuple[BackendProcess, int] | dict[str, Any]] | None = None
         # Comms (protocol 1.2): the host's table of the backend's comms and targets.
         self._comms = BackendComms(self)
         self.comm_manager = self._comms.manager
@@ -186,6 +190,13 @@ class BridgeKernel(Kernel):
 
     def _request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         """Send a request and serve the backend until it answers; always returns reply content."""
+        started = self._send_request(method, params)
+        return started if isinstance(started, dict) else self._await_reply(*started)
+
+    def _send_request(
+        self, method: str, params: dict[str, Any]
+    ) -> tuple[BackendProcess, int] | dict[str, Any]:
+        """Hand a request to the backend: (backend, id) to await, or the reply if that failed."""
         try:
             backend = self._ensure_backend()
         except BackendStartError as exc:
@@ -197,10 +208,20 @@ class BridgeKernel(Kernel):
         self._comms.sent(rid, running)
         # Output from here on is this request's; what came before it is logged.
         backend.begin()
-        deadline: float | None = None
         try:
             if not backend.send(line):
-                return self._died(backend)
+                reply = self._died(backend)
+                backend.end()
+                return reply
+        except BaseException:
+            self._abandon(backend)
+            raise
+        return backend, rid
+
+    def _await_reply(self, backend: BackendProcess, rid: int) -> dict[str, Any]:
+        """Serve the backend until it answers request ``rid``."""
+        deadline: float | None = None
+        try:
             while True:
                 try:
                     if deadline is None:
@@ -225,16 +246,21 @@ class BridgeKernel(Kernel):
                     if deadline is None:
                         deadline = time.monotonic() + INTERRUPT_GRACE
                         self._forward_interrupt(backend)
-        except BaseException as exc:
-            if not isinstance(exc, Exception):
-                # The kernel is exiting (SIGTERM) in the middle of a request, or an interrupt
-                # cut the request line short. The backend runs in its own session and may be
-                # stuck where it never sees its stdin close: it must not outlive the kernel.
-                backend.stop(0.5)
-                self.backend = None
+        except BaseException:
+            self._abandon(backend)
             raise
         finally:
             backend.end()
+
+    def _abandon(self, backend: BackendProcess) -> None:
+        """Before an exception that leaves a request unanswered (see the caller)."""
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, Exception):
+            # The kernel is exiting (SIGTERM) in the middle of a request, or an interrupt
+            # cut the request line short. The backend runs in its own session and may be
+            # stuck where it never sees its stdin close: it must not outlive the kernel.
+            backend.stop(0.5)
+            self.backend = None
 
     def _serve(self, backend: BackendProcess, rid: int, event: Any) -> dict[str, Any] | None:
         if isinstance(event, Exited):
@@ -377,6 +403,48 @@ class BridgeKernel(Kernel):
 
     # -- hooks -----------------------------------------------------------------------
 
+    def _start_execute(
+        self,
+        code: str,
+        silent: bool,
+        store_history: bool,
+        user_expressions: dict[str, Any] | None,
+        allow_stdin: bool,
+        cell_id: str | None,
+    ) -> None:
+        """The dispatcher, just before it publishes execute_input (dispatch.py): send the
+        request now, so that the backend works meanwhile; do_execute awaits the answer.
+        With subshells, requests go through Shared and are sent in do_execute; so are they
+        when the backend must be (re)started first."""
+        self._started = None
+        backend = self.backend
+        if self._shared is not None or backend is None or not backend.alive():
+            # (A backend to start first is started in do_execute, where an interrupt can
+            # cut a slow start short: here, before the hook, interrupts are ignored.)
+            return
+        params = self._execute_params(code, silent, store_history, user_expressions,
+                                      allow_stdin, cell_id)
+        self._started = (code, params["execution_count"], self._send_request("execute", params))
+
+    def _execute_params(
+        self,
+        code: str,
+        silent: bool,
+        store_history: bool,
+        user_expressions: dict[str, Any] | None,
+        allow_stdin: bool,
+        cell_id: str | None,
+    ) -> dict[str, Any]:
+        return {
+            "code": code,
+            "silent": silent,
+            "store_history": store_history,
+            "user_expressions": user_expressions or {},
+            "allow_stdin": allow_stdin,
+            "execution_count": self.execution_count,
+            "cell_id": cell_id,
+        }
+
     def do_execute(
         self,
         code: str,
@@ -387,18 +455,13 @@ class BridgeKernel(Kernel):
         *,
         cell_id: str | None = None,
     ) -> dict[str, Any]:
-        reply = self._request(
-            "execute",
-            {
-                "code": code,
-                "silent": silent,
-                "store_history": store_history,
-                "user_expressions": user_expressions or {},
-                "allow_stdin": allow_stdin,
-                "execution_count": self.execution_count,
-                "cell_id": cell_id,
-            },
-        )
+        started, self._started = self._started, None
+        if started is not None and started[0] is code and started[1] == self.execution_count:
+            sent = started[2]  # by _start_execute, for this very execute
+            reply = sent if isinstance(sent, dict) else self._await_reply(*sent)
+        else:
+            reply = self._request("execute", self._execute_params(
+                code, silent, store_history, user_expressions, allow_stdin, cell_id))
         if reply.get("status") == "error" and not silent:
             self._publish("error", {k: reply.get(k) for k in ("ename", "evalue", "traceback")})
         return reply

@@ -62,8 +62,17 @@ STDERR_LINE_MAX = 1000
 # line (at most this much), then the decoded text and the parsed message, about 3x.
 MAX_LINE = 64 << 20
 MAX_LINE_ENV = "KERNELKIT_BRIDGE_MAX_LINE"
-# Bytes read from a pipe at a time.
+# Bytes read from a pipe at a time; while a long line comes in, up to BIG_READ_SIZE.
 READ_SIZE = 1 << 16
+BIG_READ_SIZE = 1 << 20
+# Bytes written to the backend's stdin per write call: a big request goes in pieces, each
+# finished if the pipe takes less of it (a signal can cut a write to a pipe short).
+WRITE_SIZE = 1 << 20
+# The capacity asked for the backend's stdin and stdout pipes (Linux, F_SETPIPE_SZ; the
+# default is 64 KiB): a 10 MB line crosses in 10 pipe-fulls, not 160, each one a wake-up
+# of the reader and the writer. Best effort: /proc/sys/fs/pipe-max-size may refuse it.
+PIPE_SIZE = 1 << 20
+_F_SETPIPE_SZ = 1031
 # At most this much is read from a pipe when catching up (after a reply, at a request's
 # start, after the backend exited): a child that keeps writing cannot hold the host.
 DRAIN_LIMIT = 4 << 20
@@ -155,6 +164,11 @@ class BackendProcess:
         self._err_fd = self.proc.stderr.fileno()
         os.set_blocking(self._out_fd, False)
         os.set_blocking(self._err_fd, False)
+        assert self.proc.stdin is not None
+        self._in_fd = self.proc.stdin.fileno()
+        if LINUX:
+            _grow_pipe(self._in_fd)
+            _grow_pipe(self._out_fd)
         self._pidfd = -1
         if LINUX and hasattr(os, "pidfd_open"):
             with contextlib.suppress(OSError):
@@ -295,7 +309,13 @@ class BackendProcess:
         if end + 1 == len(buf):  # the whole buffer: hand it over rather than copy it
             self._buf = bytearray()
             return Line(buf)
-        line = bytes(buf[: end + 1])
+        if end + 1 > len(buf) - end - 1:
+            # A long line with a little after it (a big output, then the reply, in one read):
+            # hand the buffer over as the line and copy what follows, not the line.
+            self._buf = buf[end + 1 :]
+            del buf[end + 1 :]
+            return Line(buf)
+        line = bytes(memoryview(buf)[: end + 1])
         del buf[: end + 1]  # cheap: bytearray drops from the front without copying
         return Line(line)
 
@@ -309,8 +329,11 @@ class BackendProcess:
         """Read up to ``limit`` bytes of stdout that are there now; False once nothing is."""
         got = False
         while limit > 0 and not self._out_eof:
+            # Within a long line (more of it than one read), read bigger pieces: fewer calls
+            # and joins. Small lines keep small reads (a read allocates its size first).
+            size = min(limit, BIG_READ_SIZE if len(self._buf) >= READ_SIZE else READ_SIZE)
             try:
-                data = os.read(self._out_fd, min(limit, READ_SIZE))
+                data = os.read(self._out_fd, size)
             except BlockingIOError:
                 break
             except OSError:
@@ -320,7 +343,7 @@ class BackendProcess:
                 self._unregister(self._out_fd)
                 break
             got = True
-            short = len(data) < min(limit, READ_SIZE)  # the pipe held no more just now
+            short = len(data) < size  # the pipe held no more just now
             limit -= len(data)
             if not self._too_long:  # else the backend is being ended for it: drop the rest
                 self._buf += data
@@ -460,13 +483,24 @@ class BackendProcess:
     # -- writing, signals, the end -----------------------------------------------------
 
     def send(self, data: bytes) -> bool:
-        """Write one line; False if the backend no longer reads its stdin."""
-        stdin = self.proc.stdin
-        assert stdin is not None
+        """Write one line, whole; False if the backend no longer reads its stdin.
+
+        Straight to the pipe with ``os.write``, in pieces of WRITE_SIZE through a view (no
+        copies), each piece finished when the pipe takes only part of it: ``write`` on a
+        pipe may write less than asked (a signal arrives mid-way), and a line cut short
+        would be joined by the backend to the next one.
+        """
         with self._write_lock:
             try:
-                stdin.write(data)
-                stdin.flush()
+                if len(data) <= WRITE_SIZE:
+                    written = os.write(self._in_fd, data)
+                    if written == len(data):
+                        return True
+                else:
+                    written = 0
+                view = memoryview(data)
+                while written < len(data):  # (-1 once stdin is closed: EBADF, False)
+                    written += os.write(self._in_fd, view[written : written + WRITE_SIZE])
             except (BrokenPipeError, OSError, ValueError):
                 return False
         return True
@@ -543,6 +577,7 @@ class BackendProcess:
     def stop(self, grace: float = 1.0) -> None:
         """Close its stdin, give it ``grace`` s to leave, then kill what is left of its group."""
         if self.proc.stdin is not None:
+            self._in_fd = -1  # send() fails from now on, never writes to a reused fd
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()
         if self.wait(grace) is None:
@@ -607,6 +642,14 @@ class BackendProcess:
         keeper.wait()  # SIGKILL to a shell blocked in read: at once (a timeout would poll)
         os.close(self._keeper_w)
         self._keeper_w = -1
+
+
+def _grow_pipe(fd: int) -> None:
+    """Ask for a PIPE_SIZE pipe behind ``fd`` (Linux); keep the default if refused."""
+    import fcntl
+
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_SIZE)
 
 
 def _close_fd(fd: int) -> None:

@@ -182,6 +182,13 @@ export interface Backend {
    * that has not answered 2 s after an interrupt).
    */
   answersInterrupts?: boolean;
+  /**
+   * Deno only: read stdin with a blocking `Deno.stdin.readSync` whenever no request waits for
+   * I/O, which answers each request sooner (no event-loop wake-up per line). Nothing runs
+   * between requests then (timers, intervals and signal listeners wait for the next request),
+   * so it needs `info.interrupt_mode: "message"`; `serve()` throws otherwise, and on Node.js.
+   */
+  syncStdin?: boolean;
   execute(request: ExecuteRequest, ctx: Context): MaybePromise<ExecuteReply | void>;
   complete?(request: { code: string; cursor_pos: number }): MaybePromise<{
     matches: string[];

@@ -18,19 +18,45 @@ const encoder = new TextEncoder();
 
 /** Write one protocol message as a line on stdout, whole and in order. */
 function send(obj) {
-  writeLine(JSON.stringify(obj) + "\n");
+  writeLine(JSON.stringify(obj));
 }
 
-function writeLine(line) {
-  if (isDeno) {
-    const bytes = encoder.encode(line);
-    let written = 0;
-    while (written < bytes.length) {
-      written += globalThis.Deno.stdout.writeSync(bytes.subarray(written));
-    }
-  } else {
+// Deno: a line is UTF-8-encoded into slices of one kept buffer and written slice by slice
+// (TextEncoder.encodeInto), so a line of many MB is never a second copy of itself as a
+// Uint8Array (nor a third, with its newline appended as a string): 10 MB of stream output
+// is encoded and written in about two thirds of the time, with little left for the GC.
+const OUT_SLICE = 1 << 20;
+let outBuf; // made at the first line that needs it
+
+function writeAllSync(bytes) {
+  let written = 0;
+  while (written < bytes.length) written += globalThis.Deno.stdout.writeSync(bytes.subarray(written));
+}
+
+/** Write `text` (one JSON message, no newline) and a newline. */
+function writeLine(text) {
+  if (!isDeno) {
     // On Linux, writes to a pipe are synchronous in Node, so order is kept.
-    globalThis.process.stdout.write(line);
+    globalThis.process.stdout.write(text + "\n");
+    return;
+  }
+  if (text.length < 4096) {
+    writeAllSync(encoder.encode(text + "\n")); // small: one encode is cheapest
+    return;
+  }
+  outBuf ??= new Uint8Array(OUT_SLICE);
+  let rest = text;
+  for (;;) {
+    // encodeInto stops before a character that does not fit (never splits a surrogate pair)
+    // and reads only what it writes, so the slices of `text` cost nothing to take.
+    const { read, written } = encoder.encodeInto(rest, outBuf.subarray(0, OUT_SLICE - 1));
+    if (read === rest.length) {
+      outBuf[written] = 0x0a; // the newline rides in the last slice
+      writeAllSync(outBuf.subarray(0, written + 1));
+      return;
+    }
+    writeAllSync(outBuf.subarray(0, written));
+    rest = rest.slice(read);
   }
 }
 
@@ -39,8 +65,17 @@ function exit(code) {
   else globalThis.process.exit(code);
 }
 
-/** Call onLine for each line of stdin; onEnd when stdin closes. */
-async function readLines(onLine, onEnd) {
+/**
+ * Call onLine for each line of stdin; onEnd when stdin closes.
+ *
+ * `settle` (Deno, `serve({ syncStdin: true })`): after each chunk, readLines awaits
+ * `settle()`, which resolves true once every request it started has been answered without
+ * waiting for I/O, false if one still waits. The next read is then a synchronous
+ * `Deno.stdin.readSync`, which blocks the thread until the host writes, instead of an
+ * asynchronous read, whose wake-up goes through the event loop; while a request waits for
+ * I/O (input, a timer, an interrupt message) reads stay asynchronous.
+ */
+async function readLines(onLine, onEnd, settle) {
   const decoder = new TextDecoder();
   let buffer = "";
   const feed = (text) => {
@@ -64,11 +99,28 @@ async function readLines(onLine, onEnd) {
   };
   if (isDeno) {
     // Deno.stdin.read straight into one buffer: lighter per line than the stream API.
-    const buf = new Uint8Array(1 << 16);
+    const stdin = globalThis.Deno.stdin;
+    const buf = new Uint8Array(IN_CHUNK);
+    let sync = settle !== undefined;
+    // (Not blocking inside serve() itself: the code after the serve() call runs first.)
+    if (sync) await null;
     for (;;) {
-      const n = await globalThis.Deno.stdin.read(buf);
+      let n;
+      if (sync) {
+        try {
+          n = stdin.readSync(buf);
+        } catch (err) {
+          // (e.g. stdin is non-blocking: WouldBlock) then asynchronous reads, as without it
+          if (err?.name !== "WouldBlock" && err?.name !== "Interrupted") throw err;
+          settle = undefined;
+          n = await stdin.read(buf);
+        }
+      } else {
+        n = await stdin.read(buf);
+      }
       if (n === null) break;
       feed(decoder.decode(buf.subarray(0, n), { stream: true }));
+      if (settle !== undefined) sync = await settle();
     }
     onEnd();
   } else {
@@ -78,6 +130,9 @@ async function readLines(onLine, onEnd) {
     stdin.on("end", onEnd);
   }
 }
+
+// Bytes read from stdin at a time (Deno): a 10 MB request line comes in 10 reads, not 160.
+const IN_CHUNK = 1 << 20;
 
 function onSigint(handler) {
   if (isDeno) globalThis.Deno.addSignalListener("SIGINT", handler);
@@ -193,7 +248,7 @@ const early = []; // lines, serialized at once: a value JSON cannot take fails t
 function notifyComm(method, params) {
   const message = { jsonrpc: "2.0", method, params: currentRequest === undefined ? params : { ...params, request: currentRequest } };
   if (announced) send(message);
-  else early.push(JSON.stringify(message) + "\n");
+  else early.push(JSON.stringify(message));
 }
 
 /** A random UUID (version 4) as 32 hex digits, as ipykernel makes comm ids. */
@@ -380,11 +435,24 @@ function bundleOf(data) {
   return data !== null && typeof data === "object" && typeof data.mimebundle === "function" ? data.mimebundle() : data;
 }
 
+/** serve({ syncStdin: true }) is refused where it cannot keep interrupts working. */
+function checkSyncStdin(backend) {
+  if (!isDeno) {
+    throw new Error("serve({ syncStdin: true }) works on Deno only (it reads stdin with Deno.stdin.readSync); leave it out on Node.js");
+  }
+  const mode = backend.info?.interrupt_mode ?? "signal";
+  if (mode !== "message") {
+    throw new Error(`serve({ syncStdin: true }) needs info.interrupt_mode "message", not ${JSON.stringify(mode)}: a SIGINT that arrives while the backend blocks in a synchronous read of stdin would be seen only once the next request had started`);
+  }
+}
+
 /**
  * Serve a backend: answer the host's requests with the backend's methods until the
  * host says shutdown or closes stdin.
  */
 export function serve(backend) {
+  if (backend.syncStdin) checkSyncStdin(backend);
+  let track = (_promise) => {}; // syncStdin: counts the requests in flight (below)
   for (const [name, handler] of Object.entries(backend.commTargets ?? {})) comms.registerTarget(name, handler);
   let nextId = 0;
   const waiting = new Map(); // our requests to the host (input) by id
@@ -537,6 +605,40 @@ export function serve(backend) {
     if (msg.method === "shutdown") exit(0);
   };
 
+  // syncStdin (Deno, opt-in): requests read with a blocking read of stdin when none is
+  // waiting for I/O (see readLines). Then nothing runs between requests: a timer, an interval
+  // or a SIGINT listener waits until the next line comes. Interrupts must therefore come as
+  // messages, read in order with the requests; a SIGINT that came while the backend was
+  // blocked would be seen only after the next request had started, and interrupt it.
+  let settle;
+  if (backend.syncStdin) {
+    let inFlight = 0;
+    let onSettled;
+    const settled = () => {
+      if (--inFlight === 0 && onSettled !== undefined) onSettled(true);
+    };
+    track = (promise) => {
+      inFlight += 1;
+      promise.then(settled, settled);
+    };
+    // True once every request read so far has been answered by promise jobs alone; false
+    // as soon as the event loop has to turn (one has to wait for I/O or a timer).
+    settle = () => {
+      if (inFlight === 0) return true;
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          onSettled = undefined;
+          resolve(false);
+        }, 0);
+        onSettled = (value) => {
+          onSettled = undefined;
+          clearTimeout(timer);
+          resolve(value);
+        };
+      });
+    };
+  }
+
   readLines(
     (line) => {
       let msg;
@@ -546,10 +648,11 @@ export function serve(backend) {
         send({ jsonrpc: "2.0", id: null, error: { code: -32700, message: `parse error: ${err.message}` } });
         return;
       }
-      onMessage(msg).catch((err) => {
+      track(onMessage(msg).catch((err) => {
         send({ jsonrpc: "2.0", id: msg.id ?? null, error: { code: -32603, message: String(err) } });
-      });
+      }));
     },
     () => exit(0),
+    settle,
   );
 }
