@@ -8,8 +8,10 @@ protocol (support/fault_backend.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import signal
 import sys
 import time
@@ -289,6 +291,30 @@ def test_an_interrupt_during_input_answers_keyboardinterrupt(bridge: Any) -> Non
     b.reply(msg_id)
     answer = json.loads(streams(b.until_idle(msg_id), "stdout"))
     assert answer["code"] == -32603 and answer["data"]["ename"] == "KeyboardInterrupt"
+
+
+def test_an_interrupt_reaches_a_big_request_that_the_backend_does_not_read(bridge: Any) -> None:
+    """The bridge hands an execute to its backend before execute_input goes out; a request
+    bigger than the pipe blocks in that write while the backend does not read. The write is
+    inside an interrupt guard: stop ends the request (the backend is replaced), as it would
+    if the write came later. Interrupts that land before the guard are ignored, so the test
+    presses stop until the reply comes, as a user would."""
+    b = bridge(FAULT)
+    reply, _ = b.execute("deaf")
+    assert reply["status"] == "ok"
+    deaf = b.backend().pid
+    msg_id = b.start("x" * (8 << 20))  # 8 MiB: more than a pipe holds
+    content: dict[str, Any] | None = None
+    for _ in range(40):
+        b.km.interrupt_kernel()
+        with contextlib.suppress(queue.Empty):
+            content = b.reply(msg_id, timeout=0.5)
+            break
+    assert content is not None, "the request was never answered"
+    assert content["status"] == "error" and content["ename"] == "KeyboardInterrupt", content
+    assert alive([deaf]) == [] or wait_gone([deaf])[0] == []
+    reply, msgs = b.execute("after")
+    assert reply["status"] == "ok" and streams(msgs, "stdout") == "after"
 
 
 def test_input_that_the_client_does_not_allow_answers_stdinnotimplementederror(

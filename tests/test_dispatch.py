@@ -109,6 +109,46 @@ def test_hook_errors_and_bad_returns_become_error_replies() -> None:
     assert transport.reply_to(msg)["ename"] == "ValueError"
 
 
+class EarlyStart(Probe):
+    """A kernel that takes its execute before execute_input goes out, as the bridge does."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.events: list[str] = []
+        self.fail: BaseException | None = None
+        self.inputs_out: Any = lambda: 0  # how many execute_input are out (set by the test)
+
+    def _start_execute(self, code: str, *args: Any) -> None:
+        self.events.append(f"start {code} with {self.inputs_out()} execute_input out")
+        if self.fail is not None:
+            raise self.fail
+
+    def do_execute(self, code: str, silent: bool, store_history: bool = True,
+                   user_expressions: Any = None, allow_stdin: bool = False) -> Any:
+        self.events.append(f"run {code}")
+        return dict(OK)
+
+
+@pytest.mark.parametrize("fail", [None, ValueError("cannot send"), KeyboardInterrupt()])
+def test_an_early_start_comes_before_execute_input_and_its_failure_is_the_one_reply(
+        fail: BaseException | None) -> None:
+    kernel, transport, dispatcher = setup(EarlyStart())
+    kernel.fail = fail
+    msg = execute("x")
+    kernel.inputs_out = lambda: len(transport.iopub(msg, "execute_input"))
+    dispatcher.handle("shell", msg)
+    reply = transport.reply_to(msg)  # (exactly one, or it raises)
+    assert [e.content["code"] for e in transport.iopub(msg, "execute_input")] == ["x"]
+    assert transport.statuses(msg) == ["busy", "idle"]
+    if fail is None:
+        assert kernel.events == ["start x with 0 execute_input out", "run x"]
+        assert reply["status"] == "ok"
+    else:
+        # the hook is not run after a failed start
+        assert kernel.events == ["start x with 0 execute_input out"]
+        assert (reply["status"], reply["ename"]) == ("error", type(fail).__name__)
+
+
 def test_execution_count_follows_the_spec() -> None:
     _, transport, dispatcher = setup()
     counts = []

@@ -354,15 +354,17 @@ class Dispatcher:
 
     # -- calling hooks ------------------------------------------------------------
 
-    def _call(self, name: str, *args: Any, _first: Callable[[bool], None] | None = None,
+    def _call(self, name: str, *args: Any,
+              _before: tuple[Callable[[], None], Callable[[], None]] | None = None,
               **kwargs: Any) -> JSONDict:
         """Run a hook; any exception, interrupt or bad return value becomes an error reply.
 
         The reply is a copy of what the hook returned: a kernel may return the same
         dict every time (a module-level constant), and the dispatcher fills in fields.
-        ``_first(True)`` runs just before the hook, under the hook lock but outside the
-        interrupt guard (as the bookkeeping before a hook always is); ``_first(False)``
-        instead if the hook is not run because the kernel is busy.
+        ``_before = (start, announce)``: under the hook lock, ``start()`` runs first, inside
+        an interrupt guard of its own (an interrupt there ends the request as one in the
+        hook would), then ``announce()`` outside any guard (it publishes: an interrupt must
+        not cut a send short); only ``announce()`` if the hook is not run (kernel busy).
         """
         hook = getattr(self.kernel, name)
         plan = self.plans[name]
@@ -378,8 +380,8 @@ class Dispatcher:
                 else:
                     got = lock.acquire(blocking=False)
                 if not got:
-                    if _first is not None:
-                        _first(False)
+                    if _before is not None:
+                        _before[1]()
                     return _error_reply(
                         "KernelBusy",
                         f"{name} was not run: the kernel is running another request, and "
@@ -388,11 +390,17 @@ class Dispatcher:
             else:
                 lock.acquire()
         try:
-            if _first is not None:
+            if _before is not None:
+                start, announce = _before
+                guard = self.transport.interruptible()
                 try:
-                    _first(True)  # before the guard: an interrupt here is ignored, as before
-                except Exception as exc:  # a hook is running: exactly one reply, still
+                    with guard:
+                        start()
+                except (Exception, KeyboardInterrupt) as exc:
+                    guard.__exit__(None, None, None)  # (as below)
+                    announce()
                     return self._failed(exc)
+                announce()
             guard = self.transport.interruptible()
             try:
                 with guard:
@@ -499,21 +507,24 @@ class Dispatcher:
             if store_history:
                 kernel.execution_count += 1
             count = kernel.execution_count
+        def announce() -> None:
+            if not silent:
+                self.publish("execute_input", {"code": code, "execution_count": count})
+
         # A kernel whose work runs in another process (the bridge) hands the execute over
         # first, under the hook lock, and the process works while execute_input goes out
         # (a small execute's round trip: ~40 µs sooner; 10 MB of code: its execute_input's
-        # encoding and signing overlap with the backend's work). ``start_execute`` is the
+        # encoding and signing overlap with the backend's work). ``_start_execute`` is the
         # engine's own, not an author's hook: do_execute is called next, with the same values.
         start = getattr(kernel, "_start_execute", None)
-        first: Callable[[bool], None] | None = None
+        before: tuple[Callable[[], None], Callable[[], None]] | None = None
         if start is not None:
-            def first(run: bool) -> None:
-                if run:
-                    start(code, silent, store_history, user_expressions, allow_stdin, cell_id)
-                if not silent:
-                    self.publish("execute_input", {"code": code, "execution_count": count})
-        elif not silent:
-            self.publish("execute_input", {"code": code, "execution_count": count})
+            def started() -> None:
+                start(code, silent, store_history, user_expressions, allow_stdin, cell_id)
+
+            before = (started, announce)
+        else:
+            announce()
         reply = self._call(
             "do_execute",
             code,
@@ -522,7 +533,7 @@ class Dispatcher:
             user_expressions,
             allow_stdin,
             cell_id=cell_id,
-            _first=first,
+            _before=before,
         )
         reply.setdefault("execution_count", count)
         if reply["status"] == "ok":

@@ -4,7 +4,8 @@ Usage: fault_backend.py MODE. Modes for start-up: ok, exit-now, silent, refuse, 
 ``info JSON``, whose object is merged into the initialize result (wrong types on purpose).
 Once running, the code of an execute picks the fault: die, kill, hang, garbage,
 big N, stray, echo-input, stderr-lines N (N lines on stderr, then the reply),
-after-reply (output written just after the reply); anything else is echoed.
+after-reply (output written just after the reply), deaf (answers, then never reads its
+stdin again); anything else is echoed.
 """
 
 import json
@@ -81,6 +82,9 @@ for line in sys.stdin.buffer:
               "params": {"name": "stdout", "text": "survived"}})
         send({"jsonrpc": "2.0", "id": rid, "result": {"status": "ok"}})
         continue
+    if code == "deaf":
+        send({"jsonrpc": "2.0", "id": rid, "result": {"status": "ok"}})
+        time.sleep(3600)  # idle for the host, but a request written now is never read
     if code == "wrong-result":
         send({"jsonrpc": "2.0", "id": rid, "result": ["not", "an", "object"]})
         continue

@@ -259,8 +259,15 @@ class BridgeKernel(Kernel):
             # The kernel is exiting (SIGTERM) in the middle of a request, or an interrupt
             # cut the request line short. The backend runs in its own session and may be
             # stuck where it never sees its stdin close: it must not outlive the kernel.
-            backend.stop(0.5)
             self.backend = None
+            while True:
+                try:
+                    backend.stop(0.5)
+                    return
+                except KeyboardInterrupt:
+                    # Pressing stop again while this one is carried out (the guard is still
+                    # armed) must not leave the backend half stopped: finish it.
+                    continue
 
     def _serve(self, backend: BackendProcess, rid: int, event: Any) -> dict[str, Any] | None:
         if isinstance(event, Exited):
@@ -419,8 +426,8 @@ class BridgeKernel(Kernel):
         self._started = None
         backend = self.backend
         if self._shared is not None or backend is None or not backend.alive():
-            # (A backend to start first is started in do_execute, where an interrupt can
-            # cut a slow start short: here, before the hook, interrupts are ignored.)
+            # (A backend to start first is started in do_execute, with the rest of a
+            # restart's handling: an execute is sent early only to a running backend.)
             return
         params = self._execute_params(code, silent, store_history, user_expressions,
                                       allow_stdin, cell_id)
