@@ -410,28 +410,20 @@ class BridgeKernel(Kernel):
 
     # -- hooks -----------------------------------------------------------------------
 
-    def _start_execute(
-        self,
-        code: str,
-        silent: bool,
-        store_history: bool,
-        user_expressions: dict[str, Any] | None,
-        allow_stdin: bool,
-        cell_id: str | None,
-    ) -> None:
-        """The dispatcher, just before it publishes execute_input (dispatch.py): send the
-        request now, so that the backend works meanwhile; do_execute awaits the answer.
-        With subshells, requests go through Shared and are sent in do_execute; so are they
-        when the backend must be (re)started first."""
+    def _start_execute(self, *args: Any) -> None:
+        """The dispatcher, just before it publishes execute_input (dispatch.py), with
+        do_execute's arguments in their order: send the request now, so that the backend
+        works meanwhile; do_execute awaits the answer. With subshells, requests go through
+        Shared and are sent in do_execute; so are they when the backend must be (re)started
+        first."""
         self._started = None
         backend = self.backend
         if self._shared is not None or backend is None or not backend.alive():
             # (A backend to start first is started in do_execute, with the rest of a
             # restart's handling: an execute is sent early only to a running backend.)
             return
-        params = self._execute_params(code, silent, store_history, user_expressions,
-                                      allow_stdin, cell_id)
-        self._started = (code, params["execution_count"], self._send_request("execute", params))
+        params = self._execute_params(*args)
+        self._started = (args[0], params["execution_count"], self._send_request("execute", params))
 
     def _execute_params(
         self,
