@@ -5,6 +5,10 @@ signing); the backend only sees request parameters and sends output as
 notifications. Whatever the backend does — crash, hang, print garbage — the
 request gets exactly one reply and the kernel lives on; a dead backend is
 started afresh on the next request.
+
+(Why ~640 lines in one class: every hook goes through the same request cycle, the
+backend's start, restart and interrupt handling, which the hooks share; comms and the
+subshells' shared backend are modules of their own.)
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The backend process: start it, write lines to it, read its output, and end it with its children.
 
-(Why ~810 lines: reading both pipes in one loop, the idle watcher and the lifetime
+(Why ~850 lines: reading both pipes in one loop, the idle watcher and the lifetime
 guarantees — parent-death signal, keeper, pidfd, group kill — all act on the same
 pipes and process; they were separate once and the seams were where output got lost.
 A split along "spawning" (``_spawn``, ``_Spawner``, the keeper) is the next step.)

@@ -9,6 +9,9 @@
  *
  * Comms (protocol 1.2) are the module-level `comms` (also `ctx.comms`); the Jupyter widget
  * helper built on them is widgets.js.
+ *
+ * (Why ~660 lines in one file: a backend copies it and imports it with no bundler, on Deno
+ * and on Node, so the line I/O, the request loop and the comms stay one module.)
  */
 
 export const BRIDGE_PROTOCOL_VERSION = "1.2";
