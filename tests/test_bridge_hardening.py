@@ -294,11 +294,12 @@ def test_an_interrupt_during_input_answers_keyboardinterrupt(bridge: Any) -> Non
 
 
 def test_an_interrupt_reaches_a_big_request_that_the_backend_does_not_read(bridge: Any) -> None:
-    """The bridge hands an execute to its backend before execute_input goes out; a request
-    bigger than the pipe blocks in that write while the backend does not read. The write is
-    inside an interrupt guard: stop ends the request (the backend is replaced), as it would
-    if the write came later. Interrupts that land before the guard are ignored, so the test
-    presses stop until the reply comes, as a user would."""
+    """The bridge hands an execute to its backend before execute_input goes out, where
+    interrupts are ignored; a request bigger than the pipe would block that write for good
+    while the backend does not read. A writer thread takes such a line, and stop reaches the
+    request waiting for its answer: the backend, which does not end it, is replaced. An
+    interrupt that lands before the request waits is ignored, so the test presses stop until
+    the reply comes, as a user would."""
     b = bridge(FAULT)
     reply, _ = b.execute("deaf")
     assert reply["status"] == "ok"

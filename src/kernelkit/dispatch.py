@@ -361,10 +361,10 @@ class Dispatcher:
 
         The reply is a copy of what the hook returned: a kernel may return the same
         dict every time (a module-level constant), and the dispatcher fills in fields.
-        ``_before = (start, announce)``: under the hook lock, ``start()`` runs first, inside
-        an interrupt guard of its own (an interrupt there ends the request as one in the
-        hook would), then ``announce()`` outside any guard (it publishes: an interrupt must
-        not cut a send short); only ``announce()`` if the hook is not run (kernel busy).
+        ``_before = (start, announce)``: under the hook lock, ``start()`` then ``announce()``
+        run just before the hook, outside the interrupt guard, as the bookkeeping before a
+        hook always does (an interrupt there is ignored: ``start`` must not block); only
+        ``announce()`` if the hook is not run (kernel busy).
         """
         hook = getattr(self.kernel, name)
         plan = self.plans[name]
@@ -392,12 +392,9 @@ class Dispatcher:
         try:
             if _before is not None:
                 start, announce = _before
-                guard = self.transport.interruptible()
                 try:
-                    with guard:
-                        start()
-                except (Exception, KeyboardInterrupt) as exc:
-                    guard.__exit__(None, None, None)  # (as below)
+                    start()
+                except (Exception, KeyboardInterrupt) as exc:  # still exactly one reply
                     announce()
                     return self._failed(exc)
                 announce()

@@ -37,6 +37,9 @@ INIT_TIMEOUT = 20.0
 # After an interrupt, how long the backend gets to end the request itself before
 # it is killed (s): a tight loop in JavaScript never sees a signal handler run.
 INTERRUPT_GRACE = 2.0
+# The longest execute line sent early (before execute_input) by the thread that runs the
+# request; a longer one gets a writer thread (see _send_request). Below any pipe's size.
+INLINE_MAX = 1 << 15
 # How long `shutdown` may take before the backend is killed (s).
 SHUTDOWN_TIMEOUT = 3.0
 
@@ -198,9 +201,17 @@ class BridgeKernel(Kernel):
         return started if isinstance(started, dict) else self._await_reply(*started)
 
     def _send_request(
-        self, method: str, params: dict[str, Any]
+        self, method: str, params: dict[str, Any], early: bool = False
     ) -> tuple[BackendProcess, int] | dict[str, Any]:
-        """Hand a request to the backend: (backend, id) to await, or the reply if that failed."""
+        """Hand a request to the backend: (backend, id) to await, or the reply if that failed.
+
+        ``early`` (the execute sent before execute_input, outside any interrupt guard): the
+        call must not block. A line of up to INLINE_MAX goes straight into the pipe, which
+        has room for it (the backend has read every line before it, since it answered them);
+        a bigger one may wait on a backend that does not read, so a writer thread of its own
+        writes it, and the request waits for its answer in do_execute, where an interrupt
+        reaches it (and ends a backend that does not take it in time, which ends the write).
+        """
         try:
             backend = self._ensure_backend()
         except BackendStartError as exc:
@@ -212,6 +223,10 @@ class BridgeKernel(Kernel):
         self._comms.sent(rid, running)
         # Output from here on is this request's; what came before it is logged.
         backend.begin()
+        if early and len(line) > INLINE_MAX:
+            threading.Thread(target=backend.send, args=(line, len(line)), daemon=True,
+                             name="kernelkit-bridge-writer").start()
+            return backend, rid
         try:
             if not backend.send(line):
                 reply = self._died(backend)
@@ -427,7 +442,8 @@ class BridgeKernel(Kernel):
             # restart's handling: an execute is sent early only to a running backend.)
             return
         params = self._execute_params(*args)
-        self._started = (args[0], params["execution_count"], self._send_request("execute", params))
+        self._started = (args[0], params["execution_count"],
+                         self._send_request("execute", params, early=True))
 
     def _execute_params(
         self,

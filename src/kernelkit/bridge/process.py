@@ -482,17 +482,19 @@ class BackendProcess:
 
     # -- writing, signals, the end -----------------------------------------------------
 
-    def send(self, data: bytes) -> bool:
+    def send(self, data: bytes, piece: int = WRITE_SIZE) -> bool:
         """Write one line, whole; False if the backend no longer reads its stdin.
 
         Straight to the pipe with ``os.write``, in pieces of WRITE_SIZE through a view (no
         copies), each piece finished when the pipe takes only part of it: ``write`` on a
         pipe may write less than asked (a signal arrives mid-way), and a line cut short
-        would be joined by the backend to the next one.
+        would be joined by the backend to the next one. A writer thread of its own asks for
+        bigger ``piece``s: each write lets the GIL go, and a thread waits up to the switch
+        interval (5 ms) to have it back while the main thread encodes.
         """
         with self._write_lock:
             try:
-                if len(data) <= WRITE_SIZE:
+                if len(data) <= piece:
                     written = os.write(self._in_fd, data)
                     if written == len(data):
                         return True
@@ -500,7 +502,7 @@ class BackendProcess:
                     written = 0
                 view = memoryview(data)
                 while written < len(data):  # (-1 once stdin is closed: EBADF, False)
-                    written += os.write(self._in_fd, view[written : written + WRITE_SIZE])
+                    written += os.write(self._in_fd, view[written : written + piece])
             except (BrokenPipeError, OSError, ValueError):
                 return False
         return True
