@@ -1,4 +1,8 @@
-"""The stdio JSON-RPC bridge: backends in Deno, Node.js and Python, and backends that misbehave."""
+"""The stdio JSON-RPC bridge: backends in Deno, Node.js and Python, and backends that misbehave.
+
+(Why ~610 lines: one kernelspec fixture set serves every backend language here; the
+hardening cases are test_bridge_hardening.py, subshells and comms have files of their own.)
+"""
 
 from __future__ import annotations
 
