@@ -197,8 +197,11 @@ class BridgeKernel(Kernel):
 
     def _request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         """Send a request and serve the backend until it answers; always returns reply content."""
-        started = self._send_request(method, params)
-        return started if isinstance(started, dict) else self._await_reply(*started)
+        return self._answer(self._send_request(method, params))
+
+    def _answer(self, sent: tuple[BackendProcess, int] | dict[str, Any]) -> dict[str, Any]:
+        """What _send_request returned, answered: the reply it already is, or the awaited one."""
+        return sent if isinstance(sent, dict) else self._await_reply(*sent)
 
     def _send_request(
         self, method: str, params: dict[str, Any], early: bool = False
@@ -476,8 +479,7 @@ class BridgeKernel(Kernel):
     ) -> dict[str, Any]:
         started, self._started = self._started, None
         if started is not None and started[0] is code and started[1] == self.execution_count:
-            sent = started[2]  # by _start_execute, for this very execute
-            reply = sent if isinstance(sent, dict) else self._await_reply(*sent)
+            reply = self._answer(started[2])  # sent by _start_execute, for this very execute
         else:
             reply = self._request("execute", self._execute_params(
                 code, silent, store_history, user_expressions, allow_stdin, cell_id))
