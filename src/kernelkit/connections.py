@@ -32,9 +32,12 @@ own address: monitor events arrive late, and the number may have been reused.
 
 from __future__ import annotations
 
+# The C module, not ``socket``: that wrapper builds its enums and imports selectors at
+# import time, about 2 ms of every kernel's start-up, for the constants and the few calls
+# made here on descriptors libzmq already owns (``closing`` stands in for its ``with``).
+import _socket as socket
 import contextlib
 import os
-import socket
 import struct
 import time
 from collections.abc import Callable
@@ -143,7 +146,7 @@ class ConnectionGuard:
         if sock is None:
             ch.fds.pop(fd, None)
             return False
-        with sock, contextlib.suppress(OSError):
+        with contextlib.closing(sock), contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
         ch.fds.pop(fd, None)
         ch.cut += 1
@@ -252,7 +255,7 @@ def _same_address(name: object, local: object) -> bool:
 def _tcp_info(fd: int) -> tuple[int, int] | None:
     """(bytes the peer acknowledged, bytes received from it) of a TCP connection."""
     try:
-        with socket.socket(fileno=os.dup(fd)) as sock:
+        with contextlib.closing(socket.socket(fileno=os.dup(fd))) as sock:
             raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_LEN)
     except (OSError, AttributeError):
         return None

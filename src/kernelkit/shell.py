@@ -50,8 +50,12 @@ HANDOVER_S = 0.1
 READ_BATCH = 64
 
 _raw_send = zmq.backend.Socket.send
+_raw_recv = zmq.backend.Socket.recv
+_raw_get = zmq.backend.Socket.get
 _SNDMORE = int(zmq.SNDMORE)
 _POLLIN = int(zmq.POLLIN)
+_EVENTS = int(zmq.EVENTS)
+_RCVMORE = int(zmq.RCVMORE)
 
 
 def send_frames(sock: zmq.Socket[bytes], frames: list[bytes]) -> None:
@@ -63,6 +67,23 @@ def send_frames(sock: zmq.Socket[bytes], frames: list[bytes]) -> None:
     last = len(frames) - 1
     for i, frame in enumerate(frames):
         _raw_send(sock, frame, _SNDMORE if i < last else 0)
+
+
+def recv_frames(sock: zmq.Socket[bytes], flags: int = 0) -> list[bytes]:
+    """Receive one multipart message, as recv_multipart does without its option enums.
+
+    pyzmq's sugar wraps every ``getsockopt`` answer in an enum (RCVMORE once per frame,
+    seven a request); the backend's calls are the same without that.
+    """
+    frames: list[bytes] = [_raw_recv(sock, flags)]
+    while _raw_get(sock, _RCVMORE):
+        frames.append(_raw_recv(sock, flags))
+    return frames
+
+
+def input_waiting(sock: zmq.Socket[bytes]) -> bool:
+    """Whether a message can be read now (ZMQ_EVENTS, which also processes libzmq's commands)."""
+    return bool(int(_raw_get(sock, _EVENTS)) & _POLLIN)
 
 
 class Handler(Protocol):
@@ -148,9 +169,9 @@ class ShellChannel:
                 sock = self.sock
                 if sock.closed:
                     return False
-                while len(batch) < limit and int(sock.getsockopt(zmq.EVENTS)) & _POLLIN:
+                while len(batch) < limit and input_waiting(sock):
                     try:
-                        batch.append(sock.recv_multipart(zmq.NOBLOCK))
+                        batch.append(recv_frames(sock, zmq.NOBLOCK))
                     except zmq.Again:
                         break
             for frames in batch:
@@ -159,9 +180,12 @@ class ShellChannel:
 
     @staticmethod
     def _wait(poller: select.poll, wake_rx: int, timeout: float = READER_POLL_S) -> None:
-        poller.poll(int(timeout * 1000))
-        with contextlib.suppress(OSError):
-            os.read(wake_rx, 4096)
+        ready = poller.poll(int(timeout * 1000))
+        # Drain the wake-up pipe only when it woke us: a request wakes us through the
+        # socket's descriptor, and reading the empty pipe was a system call per request.
+        if any(fd == wake_rx for fd, _ in ready):
+            with contextlib.suppress(OSError):
+                os.read(wake_rx, 4096)
 
     def _read(self) -> None:
         poller = self._poller(self._wake_rx)
@@ -254,7 +278,7 @@ class ShellChannel:
         with self.lock:
             send_frames(self.sock, frames)
             # The send may have consumed the socket's read notice: look for the reader.
-            if int(self.sock.getsockopt(zmq.EVENTS)) & _POLLIN:
+            if input_waiting(self.sock):
                 self.wake()
 
     # -- queues ----------------------------------------------------------------------
