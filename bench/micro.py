@@ -25,7 +25,8 @@ from collections.abc import Callable
 import zmq
 
 from kernelkit.server import send_frames
-from kernelkit.wire import Session
+from kernelkit.shell import recv_frames
+from kernelkit.wire import Session, utcnow_iso
 
 BATCHES = 7
 SCALE = 1.0  # --smoke makes every loop shorter
@@ -125,6 +126,40 @@ def encoding() -> tuple[float, float]:
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
     return per_call(plain, 50_000), per_call(lambda: encoder.encode(obj), 50_000)
+
+
+def timestamp() -> tuple[float, float]:
+    """A header's date: datetime formatted whole each time against the second kept formatted."""
+    from datetime import datetime, timezone
+
+    def plain() -> str:
+        return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+    return per_call(plain, 50_000), per_call(utcnow_iso, 50_000)
+
+
+def receiving() -> tuple[float, float]:
+    """A 7-frame request: recv_multipart against the backend's recv and RCVMORE per frame."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    rx, tx = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+    rx.rcvhwm = tx.sndhwm = 0  # every message of a batch queued at once
+    rx.bind("inproc://micro-recv")
+    tx.connect("inproc://micro-recv")
+    frames = frames_for_one_message()
+    n = max(1, int(20_000 * SCALE))
+    times: dict[str, list[float]] = {"plain": [], "ours": []}
+    for _ in range(BATCHES):
+        for name, recv in (("plain", rx.recv_multipart), ("ours", lambda: recv_frames(rx))):
+            for _ in range(n):
+                send_frames(tx, frames)  # queued first: the loop below times the receive alone
+            t0 = time.perf_counter()
+            for _ in range(n):
+                recv()
+            times[name].append((time.perf_counter() - t0) / n)
+    rx.close()
+    tx.close()
+    ctx.term()
+    return statistics.median(times["plain"]), statistics.median(times["ours"])
 
 
 # -- the Deno bridge (issue 16) -------------------------------------------------------------
@@ -335,6 +370,12 @@ def imports() -> list[tuple[str, float, float]]:
                            dict(os.environ)),
                 _python_ms(run_path, dict(os.environ)),
             ),
+            (
+                "kernel imports with the socket and signal modules vs their C modules, "
+                "_socket and _signal (socket's enums and selectors, signal's enums)",
+                _python_ms(run_path + "; import socket, signal", dict(os.environ)),
+                _python_ms(run_path, dict(os.environ)),
+            ),
         ]
 
 
@@ -355,6 +396,10 @@ def main(argv: list[str] | None = None) -> int:
         ("sign a message: new HMAC, update per part vs copy a keyed HMAC, one update",
          *signing()),
         ("encode a header: json.dumps with options vs a kept JSONEncoder", *encoding()),
+        ("date a header: datetime.now().isoformat() vs the current second kept formatted",
+         *timestamp()),
+        ("receive a 7-frame request: recv_multipart vs backend recv and RCVMORE per frame",
+         *receiving()),
         ("sign a 10 MB message: join the parts, one update vs an update per part",
          *signing_big()),
         ("bridge host, write a 10 MB request to the backend: one write into a 64 KiB pipe vs "

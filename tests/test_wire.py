@@ -230,6 +230,26 @@ def test_headers_are_unique_and_dated() -> None:
     assert {"msg_id", "msg_type", "username", "session", "date", "version"} <= a.keys()
 
 
+@given(st.lists(st.floats(0, 4_102_444_800, allow_nan=False), min_size=1, max_size=6))
+def test_header_dates_are_what_datetime_writes(times: list[float]) -> None:
+    # utcnow_iso keeps the formatted second between calls: across seconds, in any order,
+    # it must still write what datetime does (microseconds truncated, as datetime's are).
+    from datetime import datetime, timezone
+    from unittest import mock
+
+    from kernelkit import wire
+
+    for t in times:
+        with mock.patch.object(wire.time, "time", return_value=t):
+            got = wire.utcnow_iso()
+        whole = int(t)
+        want = datetime.fromtimestamp(whole, timezone.utc).replace(
+            microsecond=int((t - whole) * 1_000_000)
+        )
+        assert got == want.isoformat(timespec="microseconds").replace("+00:00", "Z")
+        assert datetime.fromisoformat(got.replace("Z", "+00:00")) == want
+
+
 def test_nan_is_refused_when_sending() -> None:
     with pytest.raises(ValueError):
         Session(KEY).serialize("x", {"v": float("nan")})
