@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -61,10 +62,10 @@ def test_micro_benchmark_smoke_run() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     rows = [line for line in lines if line.startswith("| ") and "---" not in line]
-    # two headers, five engine rows, two bridge host rows, two JS SDK rows (Deno is in the
-    # bench extra), three import rows
-    assert len(rows) == 14, done.stdout
-    for what in ("sign a 10 MB message",
+    # two headers, seven engine rows, two bridge host rows, two JS SDK rows (Deno is in the
+    # bench extra), four import rows
+    assert len(rows) == 17, done.stdout
+    for what in ("sign a 10 MB message", "date a header", "receive a 7-frame request",
                  "bridge host, write a 10 MB request", "bridge host, read a 10 MB output line",
                  "JS SDK on Deno, write a 10 MB stream line",
                  "JS SDK on Deno, one small request on a pipe"):
@@ -108,3 +109,19 @@ def test_a_port_taken_before_the_kernel_binds_it_costs_a_retry_not_the_run(
         run.stop()
         taken.close()
         ctx.destroy(linger=0)
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed "
+                    "(.ci/install-system.sh installs it)")
+def test_instruction_counts_smoke_run() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.instructions", "--smoke"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [line.split("|") for line in done.stdout.splitlines()
+            if line.startswith("| kernelkit Echo") or line.startswith("| floor")]
+    assert len(rows) == 2, done.stdout
+    for row in rows:
+        startup, per_execute = float(row[2]), float(row[4])
+        # Python and pyzmq alone take ~170 M instructions to start; an execute is ~1 M.
+        assert 50 < startup < 2000 and 100 < per_execute < 100_000, row
+    assert rows[1][3].strip() == rows[1][5].strip() == "1.000", rows[1]
