@@ -548,9 +548,9 @@ def test_install_bridge_needs_a_name_and_a_working_backend(tmp_path: Path) -> No
     assert done.returncode == 2 and "not found" in done.stderr
 
 
-def test_the_execute_is_with_the_backend_before_execute_input_goes_out() -> None:
-    """The host hands an execute to the backend first and publishes execute_input while the
-    backend works (dispatch.py, _start_execute): when execute_input is sent, the backend's
+def test_the_execute_is_with_the_backend_before_busy_goes_out() -> None:
+    """The host hands an execute to the backend first and publishes busy and execute_input
+    while the backend works (dispatch.py, _start_execute): when busy is sent, the backend's
     answer comes without anything more written to it. Order on IOPub is unchanged."""
     import select
 
@@ -562,7 +562,7 @@ def test_the_execute_is_with_the_backend_before_execute_input_goes_out() -> None
     answered_early: list[bool] = []
 
     def at_execute_input(sent: Any) -> None:
-        if sent.msg_type == "execute_input":
+        if sent.msg_type == "status" and sent.content["execution_state"] == "busy":
             assert kernel.backend is not None
             answered_early.append(bool(select.select([kernel.backend._out_fd], [], [], 20)[0]))
 

@@ -3,10 +3,17 @@ through jupyter_client: concurrent requests, each with its own output, input and
 
 from __future__ import annotations
 
+import select
+import sys
+import threading
+import time
 from typing import Any
 
 import pytest
 
+from conftest import SUPPORT
+from kernelkit.bridge.kernel import BridgeKernel
+from kernelkit.testing import attach, request
 from test_subshells import Wire
 
 BACKENDS = ["kk-js-subshells", "kk-py-subshells"]
@@ -115,3 +122,49 @@ def test_a_backend_death_answers_every_request_in_flight(wire: Wire) -> None:
         content = wire.reply(msg_id, timeout=30)["content"]
         assert (content["status"], content["ename"]) == ("error", "BackendDied"), content
     assert wire.reply(wire.execute("after"))["content"]["status"] == "ok"
+
+
+def test_an_early_execute_keeps_its_output_behind_its_execute_input() -> None:
+    """With subshells too, an execute that finds nothing in flight goes to the backend
+    before its busy and execute_input are published (Shared.start). Forced here: a
+    subshell's execute arrives in that gap, and the backend's answer to the first is already
+    in the pipe. The newcomer must not read it and publish its output ahead of the first's
+    execute_input: the early execute holds the reader role until do_execute reads."""
+    kernel = BridgeKernel([sys.executable, str(SUPPORT / "concurrent_backend.py")])
+    shared = kernel._shared
+    assert shared is not None
+    start = kernel._start_execute
+    sub = request("execute_request", {"code": "quick"}, subshell_id="sub-1")
+    newcomer = threading.Thread(target=lambda: dispatcher.handle("shell", sub))
+    in_gap: list[Any] = []
+
+    def start_then_force(*args: Any) -> None:
+        start(*args)
+        if args[0] != "first":
+            return  # (the newcomer's own: sent by request, as something is in flight)
+        assert kernel.backend is not None
+        assert select.select([kernel.backend._out_fd], [], [], 20)[0]  # its answer is there
+        newcomer.start()
+        deadline = time.monotonic() + 20
+        while len(shared.slots) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(shared.slots) == 2, "the newcomer's execute never went out"
+        time.sleep(0.3)  # room for the newcomer to read, if it could take the reader role
+        in_gap.extend(transport.iopub(first))
+
+    kernel._start_execute = start_then_force  # type: ignore[method-assign]
+    transport, dispatcher = attach(kernel)  # (which takes _start_execute as it is now)
+    first = request("execute_request", {"code": "first"})
+    try:
+        dispatcher.handle("shell", first)
+        newcomer.join(20)
+        assert not newcomer.is_alive()
+        assert in_gap == []  # nothing on IOPub yet: busy and execute_input come after it
+        for msg, text in ((first, "first [main]"), (sub, "quick [sub-1]")):
+            assert transport.reply_to(msg)["status"] == "ok"
+            assert [s.msg_type for s in transport.iopub(msg)] == [
+                "status", "execute_input", "stream", "status"]
+            assert transport.iopub(msg, "stream")[0].content["text"] == text
+        assert shared.reader is None and not shared.slots
+    finally:
+        kernel.do_shutdown(False)

@@ -147,6 +147,8 @@ class Dispatcher:
         self._iopub_checked = False
         self.subshells = bool(getattr(kernel, "supports_subshells", True))
         self.concurrent = bool(getattr(kernel, "concurrent_hooks", False))
+        # The bridge's early send (see _execute); None for every other kernel.
+        self._early_start: Callable[..., None] | None = getattr(kernel, "_start_execute", None)
         # Held while a hook runs, unless the kernel's hooks may run concurrently.
         self._hook_lock = threading.Lock()
         self._count_lock = threading.Lock()  # execution_count, shared by every subshell
@@ -279,7 +281,9 @@ class Dispatcher:
             return
         handler = self._handlers.get(msg_type)
         if handler is not None:
-            self._bracketed(channel, msg, lambda: handler(channel, msg))
+            # A backend's execute goes out before busy too (see _execute): busy is owed.
+            later = msg_type == "execute_request" and self._early_start is not None
+            self._bracketed(channel, msg, lambda: handler(channel, msg), busy_later=later)
         elif msg_type.endswith("_request"):
             self._bracketed(
                 channel,
@@ -293,24 +297,41 @@ class Dispatcher:
             self._bracketed(channel, msg, lambda: None)
 
     def _bracketed(
-        self, channel: str, msg: Message, work: Callable[[], JSONDict | None]
+        self, channel: str, msg: Message, work: Callable[[], JSONDict | None],
+        busy_later: bool = False,
     ) -> None:
-        """busy, the work, its reply (if any), idle: the shape of every request."""
+        """busy, the work, its reply (if any), idle: the shape of every request.
+
+        ``busy_later``: the work sends busy itself (``_busy``), first on IOPub for this
+        request but after something it does first; whatever happens, busy precedes the
+        reply and idle.
+        """
         local = self._local
         local.parent = msg
         local.channel = channel
-        self.transport.send("iopub", "status", {"execution_state": "busy"}, msg)
+        local.busy_owed = busy_later
+        if not busy_later:
+            self.transport.send("iopub", "status", {"execution_state": "busy"}, msg)
         try:
             try:
                 reply = work()
             except Exception as exc:  # a handler of ours failed: still one reply
                 reply = error_content(exc, skip_frames=0)
             if reply is not None:
+                self._busy()
                 self._send_reply(channel, msg, reply)
         finally:
+            self._busy()
             self.streams.close(msg)  # all of its output before its idle
             self.transport.send("iopub", "status", {"execution_state": "idle"}, msg)
             local.parent = None
+
+    def _busy(self) -> None:
+        """Send the busy status that _bracketed left to the work, unless it was sent."""
+        local = self._local
+        if getattr(local, "busy_owed", False):
+            local.busy_owed = False
+            self.transport.send("iopub", "status", {"execution_state": "busy"}, local.parent)
 
     def _send_reply(self, channel: str, msg: Message, reply: JSONDict) -> None:
         """Send the reply; one that cannot be encoded as JSON becomes an error reply."""
@@ -498,6 +519,7 @@ class Dispatcher:
             (code, silent, store_history, user_expressions, allow_stdin, stop_on_error,
              cell_id) = _req.execute(msg.content, msg.metadata)
         except _req.InvalidRequest as exc:
+            self._busy()
             return self._invalid(msg, exc)
         kernel = self.kernel
         with self._count_lock:
@@ -505,15 +527,17 @@ class Dispatcher:
                 kernel.execution_count += 1
             count = kernel.execution_count
         def announce() -> None:
+            self._busy()
             if not silent:
                 self.publish("execute_input", {"code": code, "execution_count": count})
 
         # A kernel whose work runs in another process (the bridge) hands the execute over
-        # first, under the hook lock, and the process works while execute_input goes out
-        # (a small execute's round trip: ~40 µs sooner; 10 MB of code: its execute_input's
-        # encoding and signing overlap with the backend's work). ``_start_execute`` is the
-        # engine's own, not an author's hook: do_execute is called next, with the same values.
-        start = getattr(kernel, "_start_execute", None)
+        # first, under the hook lock, and the process works while busy and execute_input go
+        # out (a small execute's round trip: ~40 µs sooner for execute_input, as much again
+        # for busy; 10 MB of code: its execute_input's encoding and signing overlap with the
+        # backend's work). ``_start_execute`` is the engine's own, not an author's hook:
+        # do_execute is called next, with the same values.
+        start = self._early_start
         before: tuple[Callable[[], None], Callable[[], None]] | None = None
         if start is not None:
             def started() -> None:

@@ -83,9 +83,11 @@ class BridgeKernel(Kernel):
         self.interrupt_mode = "signal"
         self._shared: Shared | None = None
         self._start_lock = threading.Lock()  # one thread (re)starts the backend
-        # The execute _start_execute sent, until do_execute awaits it: (code, count, what
-        # _send_request returned). One at a time: without subshells hooks never overlap.
-        self._started: tuple[str, int, tuple[BackendProcess, int] | dict[str, Any]] | None = None
+        # The execute _start_execute sent, until do_execute awaits it, on the thread that
+        # runs the request (with subshells, hooks run on several threads at once):
+        # ``started`` = (code, count, what _send_request returned), or with subshells
+        # ``slot`` = (backend, what Shared.start returned).
+        self._early = threading.local()
         # Comms (protocol 1.2): the host's table of the backend's comms and targets.
         self._comms = BackendComms(self)
         self.comm_manager = self._comms.manager
@@ -435,17 +437,21 @@ class BridgeKernel(Kernel):
     def _start_execute(self, *args: Any) -> None:
         """The dispatcher, just before it publishes execute_input (dispatch.py), with
         do_execute's arguments in their order: send the request now, so that the backend
-        works meanwhile; do_execute awaits the answer. With subshells, requests go through
-        Shared and are sent in do_execute; so are they when the backend must be (re)started
-        first."""
-        self._started = None
+        works meanwhile; do_execute awaits the answer. With subshells, only when no other
+        request is in flight (Shared.start). A backend that must be (re)started first is
+        started in do_execute, with the rest of a restart's handling."""
+        early = self._early
+        early.started = early.slot = None
         backend = self.backend
-        if self._shared is not None or backend is None or not backend.alive():
-            # (A backend to start first is started in do_execute, with the rest of a
-            # restart's handling: an execute is sent early only to a running backend.)
+        if backend is None or not backend.alive():
             return
         params = self._execute_params(*args)
-        self._started = (args[0], params["execution_count"],
+        if self._shared is not None:
+            slot = self._shared.start(backend, params, INLINE_MAX)
+            if slot is not None:
+                early.slot = (backend, slot)
+            return
+        early.started = (args[0], params["execution_count"],
                          self._send_request("execute", params, early=True))
 
     def _execute_params(
@@ -477,8 +483,15 @@ class BridgeKernel(Kernel):
         *,
         cell_id: str | None = None,
     ) -> dict[str, Any]:
-        started, self._started = self._started, None
-        if started is not None and started[0] is code and started[1] == self.execution_count:
+        early = self._early
+        started, slot = getattr(early, "started", None), getattr(early, "slot", None)
+        early.started = early.slot = None
+        if slot is not None:
+            # Sent through Shared by _start_execute (dispatch.py calls do_execute next, with
+            # the same values): waiting for it also ends its hold on the reader role.
+            assert self._shared is not None
+            reply = self._shared.wait(*slot)
+        elif started is not None and started[0] is code and started[1] == self.execution_count:
             reply = self._answer(started[2])  # sent by _start_execute, for this very execute
         else:
             reply = self._request("execute", self._execute_params(

@@ -6,12 +6,17 @@ come back by id; output notifications and input requests name the request they
 belong to in ``params.request`` (docs/bridge-protocol.md, "Subshells").
 
 Who does what. Each request waits on its own thread (its subshell's, or control's).
-One of them at a time is the **reader** (``reading``): it reads the backend's
+One of them at a time is the **reader** (``reader``, its slot): it reads the backend's
 stdout and stderr, files each reply in its request's ``Slot``, publishes output with
 that request as parent, hands input requests to the thread that owns the request
 (only it may talk to the client's stdin for it), and wakes the others. It stops
 reading once its own reply or input has come; another waiting thread then takes
 over. All of this state belongs to ``cv``.
+
+An execute that finds nothing in flight is sent early (``start``), before the
+dispatcher publishes its execute_input, as without subshells (kernel.py's
+``_start_execute``); its slot takes the reader role at once, so that no request
+arriving meanwhile reads its output and publishes it ahead of that execute_input.
 
 An interrupt reaches every running request's thread; the first forwards it to the
 backend and sets ``kill_at``. Whoever reads when that passes with requests still
@@ -60,25 +65,65 @@ class Shared:
         self.grace = grace
         self.cv = threading.Condition()
         self.slots: dict[int, Slot] = {}
-        self.reading = False
+        self.reader: Slot | None = None  # whose thread reads the backend now
         self.kill_at = 0.0  # when an interrupted backend is ended (0: not interrupted)
+
+    def _open(self, backend: BackendProcess, method: str, params: dict[str, Any]
+              ) -> tuple[Slot, bytes]:
+        """A new request in flight (called with cv held): its slot and its line."""
+        kernel = self.kernel
+        parent = kernel._dispatcher.parent if kernel._dispatcher is not None else None
+        subshell = parent.header.get("subshell_id") if parent is not None else None
+        rid, line = kernel.codec.request(method, {**params, "subshell_id": subshell})
+        slot = Slot(rid, parent, params.get("execution_count"), subshell is None)
+        kernel._comms.sent(rid, parent)
+        if not self.slots:
+            backend.begin()  # output from here on is for requests in flight
+        self.slots[rid] = slot
+        return slot, line
 
     def request(
         self, backend: BackendProcess, method: str, params: dict[str, Any]
     ) -> dict[str, Any]:
         """Send a request and wait for its reply (reading for everyone when it is our turn)."""
-        kernel = self.kernel
-        parent = kernel._dispatcher.parent if kernel._dispatcher is not None else None
-        subshell = parent.header.get("subshell_id") if parent is not None else None
         with self.cv:
-            rid, line = kernel.codec.request(method, {**params, "subshell_id": subshell})
-            slot = Slot(rid, parent, params.get("execution_count"), subshell is None)
-            kernel._comms.sent(rid, parent)
-            if not self.slots:
-                backend.begin()  # output from here on is for requests in flight
-            self.slots[rid] = slot
+            slot, line = self._open(backend, method, params)
+        return self.wait(backend, slot, line)
+
+    def start(self, backend: BackendProcess, params: dict[str, Any], inline_max: int
+              ) -> Slot | None:
+        """Send an execute early, if nothing is in flight: its slot (reader role taken), or
+        None (then do_execute sends it through ``request``).
+
+        It must not block: only with nothing in flight has the backend read every line
+        before this one (it answered them), so that the pipe has room for a line of up to
+        ``inline_max``. A failed send is filed as the slot's reply, for ``wait``.
+        """
+        with self.cv:
+            if self.slots or self.reader is not None:
+                return None
+            slot, line = self._open(backend, "execute", params)
+            if len(line) > inline_max:
+                self._close(backend, slot)
+                return None
+            self.reader = slot
         try:
-            if not backend.send(line):
+            sent = backend.send(line)
+        except BaseException:
+            with self.cv:
+                self._close(backend, slot)
+            raise
+        if not sent:
+            with self.cv:
+                self._all_died(backend)
+        return slot
+
+    def wait(self, backend: BackendProcess, slot: Slot, line: bytes | None = None
+             ) -> dict[str, Any]:
+        """Send ``line`` (unless ``start`` did), then serve until ``slot`` has its reply."""
+        kernel = self.kernel
+        try:
+            if line is not None and not backend.send(line):
                 with self.cv:
                     self._all_died(backend)
             while True:
@@ -97,22 +142,32 @@ class Shared:
             raise
         finally:
             with self.cv:
-                self.slots.pop(rid, None)
-                if not self.slots:
-                    backend.end()  # output from here on is logged, not shown
-                    self.kill_at = 0.0
+                self._close(backend, slot)
+
+    def _close(self, backend: BackendProcess, slot: Slot) -> None:
+        """``slot`` leaves (called with cv held), and with it any reader role it held."""
+        self.slots.pop(slot.rid, None)
+        if self.reader is slot:
+            self.reader = None
+            self.cv.notify_all()
+        if not self.slots:
+            backend.end()  # output from here on is logged, not shown
+            self.kill_at = 0.0
 
     def _turn(self, backend: BackendProcess, slot: Slot) -> dict[str, Any] | None:
         """Our reply if it came; else answer our inputs, or read for everyone, or wait."""
         with self.cv:
             while True:
                 if slot.reply is not None:
+                    if self.reader is slot:
+                        self.reader = None
+                        self.cv.notify_all()
                     return slot.reply
                 if slot.inputs:
                     inputs, slot.inputs = slot.inputs, []
                     break
-                if not self.reading:
-                    self.reading = True
+                if self.reader is None or self.reader is slot:
+                    self.reader = slot
                     inputs = []
                     break
                 self.cv.wait(READ_SLICE)
@@ -124,7 +179,7 @@ class Shared:
             self._read(backend, slot)
         finally:
             with self.cv:
-                self.reading = False
+                self.reader = None
                 self.cv.notify_all()
         return None
 
