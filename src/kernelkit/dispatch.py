@@ -532,11 +532,11 @@ class Dispatcher:
                 self.publish("execute_input", {"code": code, "execution_count": count})
 
         # A kernel whose work runs in another process (the bridge) hands the execute over
-        # first, under the hook lock, and the process works while busy and execute_input go
-        # out (a small execute's round trip: ~40 µs sooner for execute_input, as much again
-        # for busy; 10 MB of code: its execute_input's encoding and signing overlap with the
-        # backend's work). ``_start_execute`` is the engine's own, not an author's hook:
-        # do_execute is called next, with the same values.
+        # first, under the hook lock, and the process works while busy and execute_input are
+        # encoded, signed and sent (10 MB of code: its execute_input's encoding and signing
+        # overlap with the backend's work; what a small one gains is measured in
+        # docs/benchmarks.md, "The execute before busy"). ``_start_execute`` is the engine's
+        # own, not an author's hook: do_execute is called next, with the same values.
         start = self._early_start
         before: tuple[Callable[[], None], Callable[[], None]] | None = None
         if start is not None:

@@ -435,7 +435,7 @@ class BridgeKernel(Kernel):
     # -- hooks -----------------------------------------------------------------------
 
     def _start_execute(self, *args: Any) -> None:
-        """The dispatcher, just before it publishes execute_input (dispatch.py), with
+        """The dispatcher, just before it publishes busy and execute_input (dispatch.py), with
         do_execute's arguments in their order: send the request now, so that the backend
         works meanwhile; do_execute awaits the answer. With subshells, only when no other
         request is in flight (Shared.start). A backend that must be (re)started first is

@@ -14,7 +14,7 @@ reading once its own reply or input has come; another waiting thread then takes
 over. All of this state belongs to ``cv``.
 
 An execute that finds nothing in flight is sent early (``start``), before the
-dispatcher publishes its execute_input, as without subshells (kernel.py's
+dispatcher publishes its busy and execute_input, as without subshells (kernel.py's
 ``_start_execute``); its slot takes the reader role at once, so that no request
 arriving meanwhile reads its output and publishes it ahead of that execute_input.
 
