@@ -1,6 +1,6 @@
 """From msg_type to hook: status bracketing, reply shapes, errors and aborts.
 
-(Why ~760 lines in one file: it is one class whose handlers share the per-thread
+(Why ~780 lines in one file: it is one class whose handlers share the per-thread
 request state and the bracketing; what could leave already has — hook signatures in
 ``hooks``, kernel_info in ``kernelinfo``, request contents in ``requests``, output in
 ``streams``, comms in ``comms``, kernels' own handler tables in ``tables``. The next

@@ -6,7 +6,7 @@ notifications. Whatever the backend does — crash, hang, print garbage — the
 request gets exactly one reply and the kernel lives on; a dead backend is
 started afresh on the next request.
 
-(Why ~660 lines in one class: every hook goes through the same request cycle, the
+(Why ~680 lines in one class: every hook goes through the same request cycle, the
 backend's start, restart and interrupt handling, which the hooks share; comms and the
 subshells' shared backend are modules of their own.)
 """
