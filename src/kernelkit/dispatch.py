@@ -318,10 +318,12 @@ class Dispatcher:
             except Exception as exc:  # a handler of ours failed: still one reply
                 reply = error_content(exc, skip_frames=0)
             if reply is not None:
-                self._busy()
+                if busy_later:
+                    self._busy()
                 self._send_reply(channel, msg, reply)
         finally:
-            self._busy()
+            if busy_later:
+                self._busy()
             self.streams.close(msg)  # all of its output before its idle
             self.transport.send("iopub", "status", {"execution_state": "idle"}, msg)
             local.parent = None
@@ -526,8 +528,11 @@ class Dispatcher:
             if store_history:
                 kernel.execution_count += 1
             count = kernel.execution_count
+        start = self._early_start
+
         def announce() -> None:
-            self._busy()
+            if start is not None:  # (busy is owed: see _handle_one)
+                self._busy()
             if not silent:
                 self.publish("execute_input", {"code": code, "execution_count": count})
 
@@ -537,7 +542,6 @@ class Dispatcher:
         # overlap with the backend's work; what a small one gains is measured in
         # docs/benchmarks.md, "The execute before busy"). ``_start_execute`` is the engine's
         # own, not an author's hook: do_execute is called next, with the same values.
-        start = self._early_start
         before: tuple[Callable[[], None], Callable[[], None]] | None = None
         if start is not None:
             def started() -> None:
