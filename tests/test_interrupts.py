@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
+from types import SimpleNamespace
 
-from kernelkit.interrupts import ARMED, IDLE, PENDING, SENDING, ThreadGate
+import pytest
+
+from kernelkit import server
+from kernelkit.interrupts import ARMED, IDLE, PENDING, SENDING, Gate, ThreadGate
 
 
 def test_thread_gate_states() -> None:
@@ -93,3 +98,40 @@ def test_interrupt_storm_on_a_thread_gate_never_escapes_or_leaves_it_armed() -> 
     assert counts["interrupted"] > 100, counts
     assert counts["escaped"] == 0, counts
     assert counts["left_armed"] == 0, counts
+
+
+def test_a_chased_sigint_never_reaches_a_hook_that_began_after_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The control thread re-sends a SIGINT whose handler has not run lately (the chase,
+    server.py). Forced here: the handler ran more than HANDLED_JUST_NOW_S before the control
+    thread read the wake-up pipe (a slow host), the interrupted hook ended, and the next
+    cell's hook is armed. The chase must not interrupt that cell; the same chase still
+    fires while the hook it was for runs."""
+    sent: list[int] = []
+    monkeypatch.setattr(server.signal, "pthread_kill", lambda ident, signum: sent.append(signum))
+    rx, tx = os.pipe()
+    gate = Gate(threading.get_ident())
+    fake = SimpleNamespace(
+        _signal_rx=rx, main_gate=gate, shell=SimpleNamespace(gates=lambda: []),
+        _sigint_runs=0, _sigint_last_run=0.0, _chase=0, _chase_seen=0, _chase_entry=0,
+        _chase_next=0.0, _main_ident=gate.ident, stop=lambda code: None,
+        _ending_signums=lambda: [])
+    try:
+        for next_cell in (True, False):
+            saved = gate.enter(None)  # the cell that the client interrupts
+            fake._sigint_runs += 1  # its handler ran (and raised) ...
+            fake._sigint_last_run = time.monotonic() - 10 * server.HANDLED_JUST_NOW_S
+            os.write(tx, bytes([int(server.signal.SIGINT)]))
+            server.Server._signals_arrived(fake)  # ... long before this read
+            assert fake._chase  # (it cannot tell that the handler ran for this signal)
+            if next_cell:
+                gate.leave(saved)
+                saved = gate.enter(None)  # the next cell, within CHASE_INTERVAL_S
+            fake._chase_next = 0.0  # its interval is over
+            server.Server._chase_interrupt(fake)
+            gate.leave(saved)
+            assert sent == ([] if next_cell else [int(server.signal.SIGINT)]), next_cell
+            fake._chase = 0
+    finally:
+        os.close(rx)
+        os.close(tx)

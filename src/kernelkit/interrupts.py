@@ -63,12 +63,15 @@ OnInterrupt = Callable[[FrameType | None], bool]
 class Gate:
     """The main thread's gate, interrupted by SIGINT (see the module docstring)."""
 
-    __slots__ = ("ident", "on_interrupt", "state")
+    __slots__ = ("entries", "ident", "on_interrupt", "state")
 
     def __init__(self, ident: int | None = None) -> None:
         self.ident = ident if ident is not None else threading.get_ident()  # the owner
         self.state = IDLE
         self.on_interrupt: OnInterrupt | None = None
+        # Blocks entered so far: which hook is armed now (the server's SIGINT chase must
+        # not reach a hook that began after the signal it chases).
+        self.entries = 0
 
     def __call__(self, on_interrupt: OnInterrupt | None = None) -> Guard:
         """A context manager for a block (a hook) that an interrupt may cut short."""
@@ -82,6 +85,7 @@ class Gate:
 
     def enter(self, on_interrupt: OnInterrupt | None) -> tuple[str, OnInterrupt | None]:
         saved = (self.state, self.on_interrupt)
+        self.entries += 1
         self.on_interrupt = on_interrupt
         self.state = ARMED
         return saved
@@ -135,6 +139,7 @@ class ThreadGate(Gate):
     def enter(self, on_interrupt: OnInterrupt | None) -> tuple[str, OnInterrupt | None]:
         with self._lock:
             saved = (self.state, self.on_interrupt)
+            self.entries += 1
             self.on_interrupt = on_interrupt
             self.state = ARMED
             return saved

@@ -143,6 +143,7 @@ class Server:
         self._sigint_runs = 0
         self._chase = 0
         self._chase_seen = 0
+        self._chase_entry = 0
         self._chase_next = 0.0
         self._sigint_last_run = 0.0
         self._signal_rx = self._signal_tx = -1
@@ -594,6 +595,7 @@ class Server:
             recently = time.monotonic() - self._sigint_last_run < HANDLED_JUST_NOW_S
             if not recently:
                 self._chase, self._chase_seen = CHASE_TRIES, self._sigint_runs
+                self._chase_entry = self.main_gate.entries  # the hook it is for
                 self._chase_next = time.monotonic() + CHASE_INTERVAL_S
         if any(signum in data for signum in self._ending_signums()):
             # The main thread's handler may not run soon (the same race as SIGINT's,
@@ -612,7 +614,12 @@ class Server:
         still running and the handler has not run, send it again: this time it
         finds the thread inside the call and wakes it.
         """
-        if self._sigint_runs != self._chase_seen or not self.main_gate.armed:
+        gate = self.main_gate
+        if (self._sigint_runs != self._chase_seen or not gate.armed
+                or gate.entries != self._chase_entry):
+            # Handled, or no hook runs, or another one does: the hook this SIGINT was for
+            # has ended (a slow host can read the pipe after the handler's 5 ms), and an
+            # interrupt must not reach the next cell.
             self._chase = 0
             return
         if time.monotonic() < self._chase_next:
