@@ -1,6 +1,6 @@
 """Binding the five channels and running their threads; nothing about what messages mean.
 
-(Why ~740 lines: the channels' pieces are their own modules — ``shell``, ``iopub``,
+(Why ~750 lines: the channels' pieces are their own modules — ``shell``, ``iopub``,
 ``stdin``, ``interrupts``, ``connections``, ``droplog``; what stays is the one object
 that owns every socket and the control thread's loop, with the signal handling that
 must live next to it. Splitting the signal chase from the loop it runs in would put

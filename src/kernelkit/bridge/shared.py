@@ -159,10 +159,7 @@ class Shared:
         with self.cv:
             while True:
                 if slot.reply is not None:
-                    if self.reader is slot:
-                        self.reader = None
-                        self.cv.notify_all()
-                    return slot.reply
+                    return slot.reply  # (a reader role start took goes in wait's _close)
                 if slot.inputs:
                     inputs, slot.inputs = slot.inputs, []
                     break
