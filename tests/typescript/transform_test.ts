@@ -195,3 +195,25 @@ Deno.test("the compiler's syntax errors name the cell's line and column", () => 
   assertEquals([err.line, err.column], [2, 15]);
   assertMatch(err.message, /declaration expected/i);
 });
+
+Deno.test("a cell is wrapped in an async function only when it awaits at its top level", async () => {
+  const wrapper = (code: string) => compileCell(code, "w", deps).script.split("\n")[0].replace(/__kk\$g\..*$/, "");
+  for (const code of ["1 + 1", "const w1 = async () => await 1", "async function w2() { for await (const x of []) {} }",
+    "class W3 { async m() { await 0 } }", "const w4 = import('node:path')"]) {
+    assertEquals(wrapper(code), "(() => {", code);
+  }
+  for (const code of ["await 1", "if (true) { await 1 }", "for await (const x of []) {}",
+    'import { join } from "node:path"', "const w5 = [await 1]"]) {
+    assertEquals(wrapper(code), "(async () => {", code);
+  }
+  // Both kinds run as cells: a plain one's value and error, and an async one's.
+  assertEquals(await run("const w6 = 6\nw6 * 7"), 42);
+  assertEquals(await run("const w7 = await Promise.resolve(7)\nw7 * 6"), 42);
+  let thrown: unknown;
+  try {
+    await run("null.x");
+  } catch (err) {
+    thrown = err;
+  }
+  assert(thrown instanceof TypeError);
+});

@@ -83,7 +83,7 @@ Deno.test("widgetsModuleUrl needs widgets.js's one import of the SDK", async () 
 
 Deno.test("widgets.js runs in the worker over its comms: a slider, updated both ways", async () => {
   const widgets = await Deno.readTextFile(new URL("../../src/kernelkit/sdk/js/widgets.js", import.meta.url));
-  const { worker, next, cell, inbox } = await startWorker(widgets);
+  const { worker, next, cell, inbox, send, close } = await startWorker(widgets);
   try {
     cell('import { IntSlider } from "kernelkit:widgets";\nconst s = new IntSlider({ value: 3 });\ns.observe("value", (c) => console.log(c.new));');
     const done = await next("done");
@@ -96,7 +96,7 @@ Deno.test("widgets.js runs in the worker over its comms: a slider, updated both 
     assertEquals(opens.map((m) => m.params.target_name), ["jupyter.widget", "jupyter.widget", "jupyter.widget"]);
     const slider = opens[2].params;
     assertEquals([slider.data.state._model_name, slider.data.state.value, opens[2].run], ["IntSliderModel", 3, 1]);
-    worker.postMessage({
+    send({
       type: "comm-in", run: 100, op: "msg",
       params: { comm_id: slider.comm_id, data: { method: "update", state: { value: 9 }, buffer_paths: [] }, metadata: {}, buffers: [] },
     });
@@ -104,7 +104,7 @@ Deno.test("widgets.js runs in the worker over its comms: a slider, updated both 
     assertEquals([echo.op, echo.run, echo.params.data.method, echo.params.data.state], ["msg", 100, "echo_update", { value: 9 }]);
     assertEquals((await next("out")).params, { name: "stdout", text: "9\n" });
     assertEquals(await next("comm-done"), { type: "comm-done", run: 100 });
-    worker.postMessage({ type: "comm-in", run: 101, op: "msg", params: { comm_id: "nope", data: {}, metadata: {}, buffers: [] } });
+    send({ type: "comm-in", run: 101, op: "msg", params: { comm_id: "nope", data: {}, metadata: {}, buffers: [] } });
     assertEquals((await next("comm-done")).error.message, "no comm nope is open");
     cell("s.value = 4; s.value");
     const update = await next("comm");
@@ -112,5 +112,6 @@ Deno.test("widgets.js runs in the worker over its comms: a slider, updated both 
     assertEquals((await next("done")).status, "ok");
   } finally {
     worker.terminate();
+    close();
   }
 });

@@ -1,6 +1,8 @@
 // The worker as the supervisor runs it (runtime.ts built into a blob), for the unit tests:
-// its messages kept in an inbox, `next(type)` to wait for one, `cell(code)` to run a cell.
+// its messages kept in an inbox, `next(type)` to wait for one, `cell(code)` to run a cell,
+// `send(msg)` for any other message (through the channel, as the supervisor sends them).
 import { compileCell } from "../../src/kernelkit/typescript/transform.ts";
+import { messageChannel, RING_BYTES, RING_HEADER } from "../../src/kernelkit/typescript/channel.ts";
 import { workerSource } from "../../src/kernelkit/typescript/supervisor.ts";
 import { deps } from "./deps.ts";
 
@@ -12,11 +14,15 @@ export async function startWorker(widgets?: string) {
   const worker = new Worker(url, { type: "module" });
   const inbox: Any[] = [];
   let wake = () => {};
-  worker.onmessage = (e) => {
-    if (Deno.env.get("KK_TS_DEBUG")) console.log(e.data);
-    inbox.push(e.data);
+  const receive = (msg: Any) => {
+    if (Deno.env.get("KK_TS_DEBUG")) console.log(msg);
+    inbox.push(msg);
     wake();
   };
+  const toWorker = new SharedArrayBuffer(RING_HEADER + RING_BYTES);
+  const toSupervisor = new SharedArrayBuffer(RING_HEADER + RING_BYTES);
+  const channel = messageChannel(toWorker, toSupervisor, (data) => worker.postMessage(data), receive, RING_BYTES);
+  worker.onmessage = (e) => (e.data?.seq === undefined ? receive(e.data) : channel.posted(e.data));
   const next = async (type: string): Promise<Any> => {
     for (;;) {
       const i = inbox.findIndex((m) => m.type === type);
@@ -25,12 +31,14 @@ export async function startWorker(widgets?: string) {
     }
   };
   const flag = new Int32Array(new SharedArrayBuffer(16));
-  worker.postMessage({ type: "init", flag: flag.buffer, io: new SharedArrayBuffer(64), widgets });
+  worker.postMessage({ type: "init", flag: flag.buffer, io: new SharedArrayBuffer(64), widgets, toWorker, toSupervisor, ringBytes: RING_BYTES });
   await next("ready");
   let run = 0;
   const cell = (code: string) => {
     const c = compileCell(code, String(++run), deps);
-    worker.postMessage({ type: "run", run, script: c.script, declared: c.declared, hasResult: c.hasResult, silent: false });
+    channel.send({ type: "run", run, script: c.script, declared: c.declared, hasResult: c.hasResult, silent: false });
   };
-  return { worker, inbox, next, cell, flag };
+  /** As the supervisor sends: comm-in by postMessage (its buffers are bytes), the rest by the ring. */
+  const send = (msg: Any) => channel.send(msg, msg.type === "comm-in");
+  return { worker, inbox, next, cell, flag, send, close: () => channel.close() };
 }

@@ -4,7 +4,7 @@ import { assertEquals } from "./asserts.ts";
 import { startWorker } from "./worker_harness.ts";
 
 Deno.test("the worker runs cells, keeps globals, and a set flag ends a loop", async () => {
-  const { worker, next, cell, inbox, flag } = await startWorker();
+  const { worker, next, cell, inbox, flag, send, close } = await startWorker();
   try {
     cell("const kept: number = 41\nconsole.log('hello', { a: 1 })");
     assertEquals((await next("out")).params, { name: "stdout", text: "hello { a: 1 }\n" });
@@ -20,7 +20,7 @@ Deno.test("the worker runs cells, keeps globals, and a set flag ends a loop", as
     cell("console.log('started'); let n = 0; while (true) { n++ }");
     await next("out");
     Atomics.store(flag, 0, 1);
-    worker.postMessage({ type: "interrupt" });
+    send({ type: "interrupt" });
     const done = await next("done");
     assertEquals([done.status, done.error.interrupted], ["error", true]);
     await next("interrupted");
@@ -29,5 +29,6 @@ Deno.test("the worker runs cells, keeps globals, and a set flag ends a loop", as
     assertEquals((await next("done")).status, "ok");
   } finally {
     worker.terminate();
+    close();
   }
 });

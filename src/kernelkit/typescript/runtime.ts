@@ -33,6 +33,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { bundleFor, displayable, formatValue, imageDisplayable, inspectValue, taggedTemplate } from "./display.ts";
 import { denoComms, widgetsModuleUrl, workerComms } from "./widgets_runtime.ts";
+import { messageChannel } from "./channel.ts";
 
 /** console.log's formatting: printf-style specifiers in a first string, then inspect. */
 export function formatArgs(args: unknown[]): string {
@@ -207,7 +208,12 @@ export function describeValue(value: any): Record<string, unknown> {
 /** The worker's entry point: sets up the globals cells see, then serves the supervisor. */
 export function workerMain(): void {
   const scope = globalThis as any;
-  const post = scope.postMessage.bind(scope);
+  const postRaw = scope.postMessage.bind(scope);
+  // To the supervisor (channel.ts); comm messages by postMessage, as they carry bytes. (Before
+  // `init` there is no channel: nothing is sent then but an error report, posted plainly.)
+  let channel: ReturnType<typeof messageChannel> | null = null;
+  const early: any[] = []; // the supervisor's posted messages that came before init
+  const post = (msg: any) => (channel ? channel.send(msg, msg.type === "comm") : postRaw(msg));
   const addListener = scope.addEventListener.bind(scope);
   const als = new AsyncLocalStorage<any>();
   const decoder = new TextDecoder();
@@ -637,22 +643,8 @@ export function workerMain(): void {
     return out;
   };
 
-  addListener("message", (event: any) => {
-    const msg = event.data;
+  const onMessage = (msg: any) => {
     switch (msg.type) {
-      case "init":
-        flag = new Int32Array(msg.flag);
-        fixed("__kk$f", flag);
-        ioBuffer = msg.io;
-        ioState = new Int32Array(msg.io, 0, 2);
-        widgetsSource = typeof msg.widgets === "string" ? msg.widgets : null;
-        try {
-          cwdUrl = "file://" + Deno.cwd().split("/").map(encodeURIComponent).join("/").replace(/\/?$/, "/");
-        } catch {
-          cwdUrl = null; // no read permission: relative imports cannot work anyway
-        }
-        post({ type: "ready" });
-        return;
       case "run":
         runCell(msg);
         return;
@@ -705,5 +697,27 @@ export function workerMain(): void {
         return;
       }
     }
+  };
+
+  addListener("message", (event: any) => {
+    const msg = event.data;
+    if (msg.type !== "init") {
+      if (channel) channel.posted(msg);
+      else early.push(msg);
+      return;
+    }
+    flag = new Int32Array(msg.flag);
+    fixed("__kk$f", flag);
+    ioBuffer = msg.io;
+    ioState = new Int32Array(msg.io, 0, 2);
+    widgetsSource = typeof msg.widgets === "string" ? msg.widgets : null;
+    try {
+      cwdUrl = "file://" + Deno.cwd().split("/").map(encodeURIComponent).join("/").replace(/\/?$/, "/");
+    } catch {
+      cwdUrl = null; // no read permission: relative imports cannot work anyway
+    }
+    channel = messageChannel(msg.toSupervisor, msg.toWorker, postRaw, onMessage, msg.ringBytes);
+    for (const m of early.splice(0)) channel.posted(m);
+    post({ type: "ready" });
   });
 }

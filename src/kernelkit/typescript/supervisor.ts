@@ -32,6 +32,7 @@ import { CellSyntaxError, type Compiled, compileCell, type Declaration, type Dep
   needsTypeScript, type PositionMap, stripTypes, type Transpiler, unpackModule } from "./transform.ts";
 import * as display from "./display.ts";
 import * as runtime from "./runtime.ts";
+import * as channels from "./channel.ts";
 import * as widgetsRuntime from "./widgets_runtime.ts";
 import { type Comm, comms as sdkComms, widgetsSource } from "./widgets_host.ts";
 import { completionContext, historyReply, type HistoryEntry, isComplete, KEYWORDS, nameAt,
@@ -46,9 +47,9 @@ const LOOKUP_MS = 500;
 const RETAINED_RUNS = 64;
 const MAX_INPUT_BYTES = 64 << 20;
 
-/** The worker's source: the text of runtime.ts's, display.ts's and widgets_runtime.ts's functions (see runtime.ts). */
+/** The worker's source: the text of the functions of runtime.ts, display.ts, widgets_runtime.ts and channel.ts (see runtime.ts). */
 export function workerSource(): string {
-  const functions = [...Object.values(display), ...Object.values(widgetsRuntime), ...Object.values(runtime)]
+  const functions = [...Object.values(display), ...Object.values(widgetsRuntime), ...Object.values(channels), ...Object.values(runtime)]
     .filter((v) => typeof v === "function");
   return `import { AsyncLocalStorage } from "node:async_hooks";\n${functions.map(String).join("\n\n")}\nworkerMain();\n`;
 }
@@ -111,6 +112,8 @@ export function syntaxErrorReply(err: CellSyntaxError, code: string, cell: strin
 
 class Session {
   worker!: Worker;
+  /** To and from the current worker (channel.ts): a new one with each worker. */
+  private channel!: ReturnType<typeof channels.messageChannel>;
   flag!: Int32Array;
   io!: SharedArrayBuffer;
   ioState!: Int32Array;
@@ -174,15 +177,25 @@ class Session {
     this.ioState = new Int32Array(this.io, 0, 2);
     this.ready = new Promise((resolve) => (this.markReady = resolve));
     const url = URL.createObjectURL(new Blob([workerSource()], { type: "application/javascript" }));
-    this.worker = new Worker(url, { type: "module" });
-    this.worker.onmessage = (e) => this.onMessage(e.data);
+    const worker = new Worker(url, { type: "module" });
+    this.worker = worker;
+    const ringSize = channels.RING_HEADER + channels.RING_BYTES;
+    const toWorker = new SharedArrayBuffer(ringSize);
+    const toSupervisor = new SharedArrayBuffer(ringSize);
+    const channel = channels.messageChannel(toWorker, toSupervisor, (data) => worker.postMessage(data),
+      (msg) => this.onMessage(msg), channels.RING_BYTES);
+    this.channel = channel;
+    // (a message with no sequence number is one the worker sent before it had the channel)
+    worker.onmessage = (e) => (e.data?.seq === undefined ? this.onMessage(e.data) : channel.posted(e.data));
     this.worker.onerror = (e) => {
       e.preventDefault();
       console.error(`kernelkit-typescript: worker error: ${e.message}`);
     };
-    const worker = this.worker;
     this.widgets.then((text) => {
-      if (this.worker === worker) worker.postMessage({ type: "init", flag: this.flag.buffer, io: this.io, widgets: text });
+      if (this.worker === worker) {
+        worker.postMessage({ type: "init", flag: this.flag.buffer, io: this.io, widgets: text, toWorker, toSupervisor,
+          ringBytes: channels.RING_BYTES });
+      }
     });
   }
 
@@ -190,6 +203,7 @@ class Session {
    * the runs in flight are answered `ename` (after an interrupt: KeyboardInterrupt). */
   restart(reason: string, ename = "KernelRestart"): void {
     this.worker.terminate();
+    this.channel.close();
     if (this.watchdog !== null) clearTimeout(this.watchdog);
     this.watchdog = null;
     for (const run of this.runs.values()) {
@@ -210,7 +224,7 @@ class Session {
   interrupt(): void {
     if (this.watchdog !== null) return; // one at a time
     Atomics.or(this.flag, 0, 1); // (bit 2 is the worker's: output waiting)
-    this.worker.postMessage({ type: "interrupt" });
+    this.channel.send({ type: "interrupt" });
     this.watchdog = setTimeout(() => {
       this.watchdog = null;
       this.restart(
@@ -384,10 +398,10 @@ class Session {
     const id = ++this.nextRun;
     const done = new Promise<Record<string, any> | null>((resolve) => this.commWaits.set(id, resolve));
     this.runs.set(id, { id, ctx, finished: false, resolve: () => {} });
-    this.worker.postMessage({
+    this.channel.send({
       type: "comm-in", run: id, op,
       params: { comm_id: comm.commId, target_name: comm.targetName, data: m.data, metadata: m.metadata, buffers: m.buffers },
-    });
+    }, true); // (by postMessage: its buffers are bytes)
     const error = await done;
     if (error) {
       const reply = formatError(error, this.maps);
@@ -427,7 +441,7 @@ class Session {
         Atomics.store(this.ioState, 0, ok ? 1 : 2);
         Atomics.notify(this.ioState, 0);
       } else {
-        this.worker.postMessage({ type: "input-reply", rid: msg.rid, ok, value, error: value });
+        this.channel.send({ type: "input-reply", rid: msg.rid, ok, value, error: value });
       }
     };
     if (!run || run.finished) {
@@ -450,7 +464,7 @@ class Session {
         clearTimeout(timer);
         resolve(v);
       });
-      this.worker.postMessage({ ...msg, rid });
+      this.channel.send({ ...msg, rid });
     });
   }
 
@@ -539,7 +553,7 @@ class Session {
       const done = new Promise<Reply>((resolve) => this.runs.set(id, { id, ctx, finished: false, resolve, silent }));
       const onAbort = () => this.interrupt();
       ctx.signal.addEventListener("abort", onAbort);
-      this.worker.postMessage({
+      this.channel.send({
         type: "run", run: id, script: compiled.script, declared: compiled.declared, hasResult: compiled.hasResult,
         silent: !!req.silent, userExpressions,
       });

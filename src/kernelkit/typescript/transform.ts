@@ -9,8 +9,11 @@
  *   become assignments to globals that the worker declares first, so they persist and a
  *   later cell may declare them again; functions stay declarations (hoisted) and are
  *   copied to the global object when the cell starts;
- * - the whole cell runs in an `async` arrow function (top-level `await`), on line 2 of the
- *   script: the header has a line of its own, so columns of the cell's first line are kept;
+ * - the whole cell runs in an arrow function, on line 2 of the script (the header has a line
+ *   of its own, so columns of the cell's first line are kept): an `async` one when the cell
+ *   awaits at its top level (an `await`, `for await`, `await using` or a static `import`),
+ *   else a plain one, which V8 compiles in half the time (measured: 11 µs against 24 µs for
+ *   a one-line cell, and three times that right after an idle pause, as between cells);
  * - the last expression statement's value is returned (the cell's result);
  * - every loop body starts with an interrupt checkpoint (a read of the shared interrupt
  *   flag), and every `await` is followed by a check that the cell was not interrupted
@@ -236,6 +239,7 @@ export function compileCell(code: string, cell: string | number, deps: Deps): Co
     resultStatement = { ...last, expression: last.declaration } as Node;
   }
 
+  let awaits = false; // at the cell's top level, outside any function: the wrapper must be async
   const topLevel = (node: Node) => {
     switch (node.type) {
       case "VariableDeclaration":
@@ -253,6 +257,7 @@ export function compileCell(code: string, cell: string | number, deps: Deps): Co
         insert(node.end, ";", 1);
         break;
       case "ImportDeclaration":
+        awaits = true;
         replace(node.start, node.end, importToAssignment(node, js, declared, (name) => note(name, "import", node)));
         break;
       case "ExportNamedDeclaration":
@@ -298,6 +303,7 @@ export function compileCell(code: string, cell: string | number, deps: Deps): Co
       case "DoWhileStatement": {
         const b = node.body as Node;
         const check = node.type === "ForOfStatement" && node.await ? CHECK + "__kk$a();" : CHECK;
+        if (node.type === "ForOfStatement" && node.await && !inFunction) awaits = true;
         if (b.type === "BlockStatement") insert(b.start + 1, check, depth);
         else {
           insert(b.start, "{" + check, depth);
@@ -306,6 +312,7 @@ export function compileCell(code: string, cell: string | number, deps: Deps): Co
         break;
       }
       case "AwaitExpression":
+        if (!inFunction) awaits = true;
         insert(node.start, "__kk$a(", depth);
         insert(node.end, ")", -depth);
         break;
@@ -316,6 +323,7 @@ export function compileCell(code: string, cell: string | number, deps: Deps): Co
         if (node.meta?.name === "import") replace(node.start, node.end, "__kk$meta");
         break;
       case "VariableDeclaration":
+        if (!inFunction && String(node.kind).startsWith("await")) awaits = true; // `await using`
         if (!inFunction && node.kind === "var" && !done.has(node)) {
           const inHead = parent && (parent.type === "ForStatement" && parent.init === node ||
             (parent.type === "ForInStatement" || parent.type === "ForOfStatement") && parent.left === node);
@@ -326,7 +334,7 @@ export function compileCell(code: string, cell: string | number, deps: Deps): Co
   });
 
   const hoist = functions.map((f) => `__kk$g.${f}=${f};`).join("");
-  const header = `(async () => {${hoist}\n`;
+  const header = `(${awaits ? "async " : ""}() => {${hoist}\n`;
   const { text, anchors } = applyEdits(js, edits);
   const script = `${header}${text}\n})()\n//# sourceURL=<cell-${cell}>`;
   return {
