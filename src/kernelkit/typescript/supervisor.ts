@@ -16,6 +16,7 @@
  * worker is ended and a fresh one started, the cell is answered that the session was
  * restarted, and the next cell says so too. GRACE_MS is below the host's 2 s grace.
  * Cells wait in a queue, so the next one runs only once the worker is ready again.
+ * Messages to and from the worker go through channel.ts (a shared ring, for speed).
  *
  * Subshells (JEP 91, bridge protocol 1.1): the kernel claims them, so the host may send a
  * subshell's cell, and JupyterLab its widget messages, while a cell of the main shell runs.
