@@ -84,3 +84,57 @@ Deno.test("text that is not ASCII is carried whole", async () => {
     close();
   }
 });
+
+Deno.test("a record that cannot be read is skipped, and the ones after it still arrive", async () => {
+  // This test writes the ring itself: [read, written, …] control words, then records of
+  // [length, seq, JSON padded to 4 bytes] (channel.ts).
+  const ring = new SharedArrayBuffer(RING_HEADER + RING_BYTES);
+  const got: Any[] = [];
+  const errors: string[] = [];
+  const realError = console.error;
+  console.error = (text: string) => errors.push(text);
+  const b = messageChannel(new SharedArrayBuffer(RING_HEADER + RING_BYTES), ring, () => {}, (m) => got.push(m), RING_BYTES);
+  try {
+    const words = new Int32Array(ring, RING_HEADER);
+    const bytes = new Uint8Array(ring, RING_HEADER);
+    let at = 0;
+    for (const [seq, text] of [[1, "{not json"], [2, '{"n":2}']] as [number, string][]) {
+      const data = new TextEncoder().encode(text);
+      words[at >> 2] = data.length;
+      words[(at >> 2) + 1] = seq;
+      bytes.set(data, at + 8);
+      at += 8 + ((data.length + 3) & ~3);
+    }
+    const ctl = new Int32Array(ring, 0, 4);
+    Atomics.store(ctl, 1, at);
+    Atomics.notify(ctl, 1);
+    for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 1));
+    assertEquals(got, [{ n: 2 }]);
+    assertEquals(errors.length, 1);
+    assertEquals(Atomics.load(ctl, 0), at); // (read to the end: the writer may reuse it all)
+  } finally {
+    console.error = realError;
+    b.close();
+  }
+});
+
+Deno.test("without Atomics.waitAsync every message goes by postMessage, still in order", async () => {
+  const atomics = Atomics as Any;
+  const saved = atomics.waitAsync;
+  delete atomics.waitAsync;
+  let made;
+  try {
+    made = pair();
+  } finally {
+    atomics.waitAsync = saved;
+  }
+  const { a, gotByB, posted, until, close } = made;
+  try {
+    for (let n = 1; n <= 5; n++) a.send({ n });
+    await until(5);
+    assertEquals(gotByB.map((m) => m.n), [1, 2, 3, 4, 5]);
+    assertEquals(posted.length, 5);
+  } finally {
+    close();
+  }
+});

@@ -57,6 +57,7 @@ export function messageChannel(
   const held = new Map<number, any>();
   let closed = false;
 
+  // (null: a record that could not be read, skipped so that the ones after it still go)
   const deliver = (seq: number, msg: any) => {
     if (seq !== expected) {
       held.set(seq, msg);
@@ -65,7 +66,7 @@ export function messageChannel(
     for (;;) {
       expected++;
       try {
-        handle(msg);
+        if (msg !== null) handle(msg);
       } catch (err) {
         console.error(`kernelkit-typescript: a worker message failed: ${err}`);
       }
@@ -111,10 +112,13 @@ export function messageChannel(
     return false;
   };
 
+  // A Deno without Atomics.waitAsync could not wait on the ring: everything goes by postMessage.
+  const ring = typeof (Atomics as any).waitAsync === "function";
+
   const send = (msg: any, byPost = false) => {
     if (closed) return;
     const seq = ++sent;
-    if (!byPost && !tooBig(msg, size >> 2)) {
+    if (ring && !byPost && !tooBig(msg, size >> 2)) {
       let text: string | undefined;
       try {
         text = JSON.stringify(msg);
@@ -138,7 +142,12 @@ export function messageChannel(
           continue;
         }
         const seq = inWords[(at >> 2) + 1];
-        const msg = JSON.parse(decoder.decode(inBytes.subarray(at + 8, at + 8 + length)));
+        let msg = null;
+        try {
+          msg = JSON.parse(decoder.decode(inBytes.subarray(at + 8, at + 8 + length)));
+        } catch (err) {
+          console.error(`kernelkit-typescript: a worker message could not be read: ${err}`);
+        }
         head = (head + 8 + ((length + 3) & ~3)) | 0;
         Atomics.store(inCtl, 0, head);
         deliver(seq, msg);
@@ -147,7 +156,7 @@ export function messageChannel(
       if (wait.async) await wait.value;
     }
   };
-  pump();
+  if (ring) pump();
 
   return {
     send,
