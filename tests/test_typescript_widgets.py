@@ -200,3 +200,30 @@ def test_a_worker_restart_closes_its_comms(fe: Frontend) -> None:
     model_id = shown(ok(fe, SLIDER))
     data, _ = fe.request_states()
     assert list(data["states"]) != [] and model_id in data["states"]
+
+
+def test_comm_messages_keep_their_place_among_a_cells_output(fe: Frontend) -> None:
+    # The worker sends comm messages by postMessage (their buffers are bytes) and output
+    # through its shared ring (channel.ts); IOPub must still have them in the cell's order.
+    msgs = ok(fe, 'import { comms } from "kernelkit:comms";\n'
+                  'await new Promise((r) => setTimeout(r, 30));\n'  # (so "one" goes out at once)
+                  'console.log("one");\n'
+                  'const c = comms.open("order", { n: 1 }, { buffers: [new Uint8Array([1])] });\n'
+                  'console.log("two");\n'
+                  'c.send({ n: 2 }, { buffers: [new Uint8Array([2])] });\n'
+                  'display(html`<b>three</b>`);\n'
+                  'c.close({ n: 3 });\n'
+                  'console.log("four");\n'
+                  '"five"')
+    seen = []
+    for m in msgs:
+        kind, content = m["msg_type"], m["content"]
+        if kind == "stream":
+            seen += [f"stream {line}" for line in content["text"].splitlines()]
+        elif kind.startswith("comm_"):
+            seen.append(f"{kind} {content['data'].get('n')}")
+        elif kind in ("display_data", "execute_result"):
+            seen.append(f"{kind} {next(iter(content['data'].values()))}")
+    assert seen == ["stream one", "comm_open 1", "stream two", "comm_msg 2",
+                    "display_data <b>three</b>", "comm_close 3", "stream four",
+                    'execute_result "five"'], seen
