@@ -2,8 +2,7 @@
 // its messages kept in an inbox, `next(type)` to wait for one, `cell(code)` to run a cell,
 // `send(msg)` for any other message (through the channel, as the supervisor sends them).
 import { compileCell } from "../../src/kernelkit/typescript/transform.ts";
-import { messageChannel, RING_BYTES, RING_HEADER } from "../../src/kernelkit/typescript/channel.ts";
-import { workerSource } from "../../src/kernelkit/typescript/supervisor.ts";
+import { connectWorker, workerSource } from "../../src/kernelkit/typescript/supervisor.ts";
 import { deps } from "./deps.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -19,10 +18,7 @@ export async function startWorker(widgets?: string) {
     inbox.push(msg);
     wake();
   };
-  const toWorker = new SharedArrayBuffer(RING_HEADER + RING_BYTES);
-  const toSupervisor = new SharedArrayBuffer(RING_HEADER + RING_BYTES);
-  const channel = messageChannel(toWorker, toSupervisor, (data) => worker.postMessage(data), receive, RING_BYTES);
-  worker.onmessage = (e) => (e.data?.seq === undefined ? receive(e.data) : channel.posted(e.data));
+  const { channel, rings } = connectWorker(worker, receive);
   const next = async (type: string): Promise<Any> => {
     for (;;) {
       const i = inbox.findIndex((m) => m.type === type);
@@ -31,7 +27,7 @@ export async function startWorker(widgets?: string) {
     }
   };
   const flag = new Int32Array(new SharedArrayBuffer(16));
-  worker.postMessage({ type: "init", flag: flag.buffer, io: new SharedArrayBuffer(64), widgets, toWorker, toSupervisor, ringBytes: RING_BYTES });
+  worker.postMessage({ type: "init", flag: flag.buffer, io: new SharedArrayBuffer(64), widgets, ...rings });
   await next("ready");
   let run = 0;
   const cell = (code: string) => {

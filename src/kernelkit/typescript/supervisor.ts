@@ -55,6 +55,21 @@ export function workerSource(): string {
   return `import { AsyncLocalStorage } from "node:async_hooks";\n${functions.map(String).join("\n\n")}\nworkerMain();\n`;
 }
 
+/** The supervisor's end of a new worker's channel (channel.ts), and the rings its `init`
+ * message must carry. `handle` gets every message of the worker's, in order. */
+export function connectWorker(worker: Worker, handle: (msg: any) => void): {
+  channel: ReturnType<typeof channels.messageChannel>;
+  rings: { toWorker: SharedArrayBuffer; toSupervisor: SharedArrayBuffer; ringBytes: number };
+} {
+  const toWorker = new SharedArrayBuffer(channels.RING_HEADER + channels.RING_BYTES);
+  const toSupervisor = new SharedArrayBuffer(channels.RING_HEADER + channels.RING_BYTES);
+  const channel = channels.messageChannel(toWorker, toSupervisor, (data) => worker.postMessage(data), handle,
+    channels.RING_BYTES);
+  // (a message with no sequence number is one the worker sent before it had the channel)
+  worker.onmessage = (e) => (e.data?.seq === undefined ? handle(e.data) : channel.posted(e.data));
+  return { channel, rings: { toWorker, toSupervisor, ringBytes: channels.RING_BYTES } };
+}
+
 interface Run {
   id: number;
   ctx: Context;
@@ -180,22 +195,15 @@ class Session {
     const url = URL.createObjectURL(new Blob([workerSource()], { type: "application/javascript" }));
     const worker = new Worker(url, { type: "module" });
     this.worker = worker;
-    const ringSize = channels.RING_HEADER + channels.RING_BYTES;
-    const toWorker = new SharedArrayBuffer(ringSize);
-    const toSupervisor = new SharedArrayBuffer(ringSize);
-    const channel = channels.messageChannel(toWorker, toSupervisor, (data) => worker.postMessage(data),
-      (msg) => this.onMessage(msg), channels.RING_BYTES);
+    const { channel, rings } = connectWorker(worker, (msg) => this.onMessage(msg));
     this.channel = channel;
-    // (a message with no sequence number is one the worker sent before it had the channel)
-    worker.onmessage = (e) => (e.data?.seq === undefined ? this.onMessage(e.data) : channel.posted(e.data));
     this.worker.onerror = (e) => {
       e.preventDefault();
       console.error(`kernelkit-typescript: worker error: ${e.message}`);
     };
     this.widgets.then((text) => {
       if (this.worker === worker) {
-        worker.postMessage({ type: "init", flag: this.flag.buffer, io: this.io, widgets: text, toWorker, toSupervisor,
-          ringBytes: channels.RING_BYTES });
+        worker.postMessage({ type: "init", flag: this.flag.buffer, io: this.io, widgets: text, ...rings });
       }
     });
   }
