@@ -49,6 +49,7 @@ from . import requests as _req
 from . import tables
 from .hooks import HOOK_ARGS, HookError, check_hooks
 from .kernelinfo import complete, kernel_info_problems
+from .literals import KEPT
 from .streams import Coalescer, OutStream
 from .wire import JSONDict, Message
 
@@ -327,6 +328,9 @@ class Dispatcher:
             self.streams.close(msg)  # all of its output before its idle
             self.transport.send("iopub", "status", {"execution_state": "idle"}, msg)
             local.parent = None
+            if msg.kept:  # the JSON text of its big strings (literals.py): no longer needed
+                KEPT.drop(msg.kept)
+                msg.kept = ()
 
     def _busy(self) -> None:
         """Send the busy status that _bracketed left to the work, unless it was sent."""

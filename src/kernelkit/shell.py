@@ -230,7 +230,7 @@ class ShellChannel:
 
     def _route(self, frames: list[bytes]) -> None:
         try:
-            msg = self.session.deserialize(frames)
+            msg = self.session.deserialize(frames, keep=True)
         except ProtocolError as exc:
             self.drops.dropped("shell", str(exc))
             return

@@ -19,8 +19,13 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+
+from .literals import KEPT
+from .literals import loads as _loads_keeping
+from .literals import parse as _parse
 
 DELIMITER = b"<IDS|MSG>"
 # Protocol 5.5 adds iopub_welcome on an XPUB IOPub socket, which the server implements.
@@ -50,8 +55,8 @@ class Message:
     imports inspect) would cost every kernel several milliseconds of start-up.
     """
 
-    __slots__ = ("buffers", "content", "header", "identities", "metadata", "parent_header",
-                 "raw_header")
+    __slots__ = ("buffers", "content", "header", "identities", "kept", "metadata",
+                 "parent_header", "raw_header")
 
     def __init__(
         self,
@@ -72,6 +77,9 @@ class Message:
         # The header frame as received: sent back verbatim as the parent_header of every
         # reply and output, which saves encoding it again for each of them.
         self.raw_header = raw_header
+        # Big strings of the content whose JSON text is kept (literals.py), dropped when
+        # the request is done.
+        self.kept: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"<Message {self.header.get('msg_type')} {self.header.get('msg_id')}>"
@@ -130,17 +138,36 @@ def dumps(obj: object) -> bytes:
 
 
 def _loads_dict(frame: bytes, what: str) -> JSONDict:
+    value = _parsed(frame, what, json.loads if len(frame) < JOIN_BELOW else _parse)
+    if not isinstance(value, dict):
+        raise ProtocolError(f"{what} is a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def _loads_content(frame: bytes) -> tuple[JSONDict, tuple[str, ...]]:
+    """The content, and its big strings kept with their JSON text (literals.py)."""
+    value, kept = _parsed(frame, "content", _keeping_views)
+    if not isinstance(value, dict):
+        KEPT.drop(kept)
+        raise ProtocolError(f"content is a JSON {type(value).__name__}, not an object")
+    return value, kept
+
+
+def _keeping_views(frame: bytes) -> tuple[Any, tuple[str, ...]]:
+    got = _loads_keeping(frame)
+    return (json.loads(frame), ()) if got is None else got
+
+
+def _parsed(frame: bytes, what: str, loads: Callable[[bytes], Any]) -> Any:
+    """``loads(frame)``, its failures as ProtocolError."""
     try:
-        value = json.loads(frame)
+        return loads(frame)
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"{what} is not valid UTF-8: {exc}") from None
     except ValueError as exc:
         raise ProtocolError(f"{what} is not valid JSON: {exc}") from None
     except RecursionError:
         raise ProtocolError(f"{what} is nested too deeply to parse") from None
-    if not isinstance(value, dict):
-        raise ProtocolError(f"{what} is a JSON {type(value).__name__}, not an object")
-    return value
 
 
 def _check_header(header: JSONDict) -> None:
@@ -289,12 +316,16 @@ class Session:
             dumps(header if header is not None else self.header(msg_type)),
             parent if isinstance(parent, bytes) else dumps(parent) if parent else b"{}",
             dumps(metadata) if metadata else b"{}",
-            dumps(content),
+            KEPT.encode(content, dumps) or dumps(content),
         ]
         return [*identities, DELIMITER, self.signer.sign(parts), *parts, *buffers]
 
-    def deserialize(self, frames: list[bytes]) -> Message:
-        """Parse, authenticate and replay-check one message; ProtocolError if it is bad."""
+    def deserialize(self, frames: list[bytes], keep: bool = False) -> Message:
+        """Parse, authenticate and replay-check one message; ProtocolError if it is bad.
+
+        ``keep``: keep the JSON text of the content's big strings (literals.py) in the
+        message's ``kept``, for whoever handles it to drop when done (the shell's requests).
+        """
         try:
             split = frames.index(DELIMITER)
         except ValueError:
@@ -322,15 +353,24 @@ class Session:
             # Only this session signs with its id: a message it sent (its own IOPub output,
             # say) fed back in. Taking it as a request could loop without end.
             raise ProtocolError("a message this session sent itself, fed back")
-        return Message(
+        parent_header = _loads_dict(parts[1], "parent_header")
+        metadata = _loads_dict(parts[2], "metadata")
+        kept: tuple[str, ...] = ()
+        if keep:
+            content, kept = _loads_content(parts[3])
+        else:
+            content = _loads_dict(parts[3], "content")
+        msg = Message(
             header=header,
-            parent_header=_loads_dict(parts[1], "parent_header"),
-            metadata=_loads_dict(parts[2], "metadata"),
-            content=_loads_dict(parts[3], "content"),
+            parent_header=parent_header,
+            metadata=metadata,
+            content=content,
             buffers=[bytes(f) for f in frames[split + 6 :]],
             identities=[bytes(f) for f in frames[:split]],
             raw_header=parts[0],
         )
+        msg.kept = kept
+        return msg
 
 
 def new_id() -> str:

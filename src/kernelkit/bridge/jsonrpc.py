@@ -12,6 +12,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .. import literals
+from ..literals import KEPT
+
 # 1.1: backends may opt in to subshells (several requests in flight; docs/bridge-protocol.md).
 BRIDGE_PROTOCOL_VERSION = "1.2"
 
@@ -34,6 +37,9 @@ class Request:
 class Notification:
     method: str
     params: dict[str, Any]
+    # Big strings of params whose JSON text is kept (literals.py; Codec.parse's ``keep``),
+    # for the reader to drop once the notification is published.
+    kept: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -65,8 +71,13 @@ Event = Request | Notification | Response | Text | Malformed
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+def _dump(obj: object) -> bytes:
+    return _encoder.encode(obj).encode("utf-8", "surrogatepass")
+
+
 def _dumps(obj: dict[str, Any]) -> bytes:
-    return _encoder.encode(obj).encode("utf-8", "surrogatepass") + b"\n"
+    # A 10 MB cell that came in as JSON goes to the backend as that JSON (literals.py).
+    return KEPT.encode(obj, _dump, b"\n") or _dump(obj) + b"\n"
 
 
 class Codec:
@@ -96,12 +107,28 @@ class Codec:
         return _dumps({"jsonrpc": "2.0", "id": rid, "error": err})
 
     @staticmethod
-    def parse(line: bytes | bytearray) -> Event:
+    def parse(line: bytes | bytearray, keep: bool = False) -> Event:
+        """The event a line is. ``keep``: a notification keeps the JSON text of its
+        params' big strings (``Notification.kept``), which the caller drops when done."""
         end = len(line)
         while end and line[end - 1] in b"\r\n":
             end -= 1
-        # Decoded without the newline through a view: a line of many MB is not copied first.
-        text = str(memoryview(line)[:end], "utf-8", "replace")
+        view = memoryview(line)[:end]  # a line of many MB is not copied first
+        if keep and end >= literals.MIN_CHARS:
+            try:
+                got = literals.loads(view)  # views of the line: nothing changes it now
+            except (ValueError, RecursionError):
+                got = None  # bad JSON: parsed below, which says what it is
+            if got is not None:  # (None also when not UTF-8: decoded below, replacing)
+                obj, kept = got
+                event = _event(obj, view)
+                if kept:
+                    if isinstance(event, Notification):
+                        event.kept = kept
+                    else:
+                        KEPT.drop(kept)
+                return event
+        text = str(view, "utf-8", "replace")
         if not text.lstrip().startswith("{"):
             return Text(text)
         try:
@@ -110,26 +137,35 @@ class Codec:
             if '"jsonrpc"' in text:
                 return Malformed(f"broken JSON: {exc}", text)
             return Text(text)
-        if not isinstance(obj, dict) or obj.get("jsonrpc") != "2.0":
-            return Text(text)  # JSON the program printed, not a message
-        method = obj.get("method")
-        params = obj.get("params", {})
-        if method is not None:
-            if not isinstance(method, str):
-                return Malformed("method is not a string", text)
-            if not isinstance(params, dict):
-                return Malformed(f"params of {method} is not an object", text)
-            if "id" in obj:
-                rid = obj["id"]
-                if not isinstance(rid, int | str) or isinstance(rid, bool):
-                    return Malformed("id is not a number or string", text)
-                return Request(rid, method, params)
-            return Notification(method, params)
-        if "id" in obj and ("result" in obj or "error" in obj):
-            error = obj.get("error")
-            if error is not None and not (
-                isinstance(error, dict) and isinstance(error.get("message", ""), str)
-            ):
-                return Malformed("error is not an object with a message", text)
-            return Response(obj["id"], obj.get("result"), error)
-        return Malformed("neither a request, a notification nor a response", text)
+        return _event(obj, text)
+
+
+def _event(obj: Any, line: str | memoryview) -> Event:
+    """What a line's parsed JSON is (``line``, decoded as needed, for what is not a message)."""
+    if not isinstance(obj, dict) or obj.get("jsonrpc") != "2.0":
+        return Text(_decoded(line))  # JSON the program printed, not a message
+    method = obj.get("method")
+    params = obj.get("params", {})
+    if method is not None:
+        if not isinstance(method, str):
+            return Malformed("method is not a string", _decoded(line))
+        if not isinstance(params, dict):
+            return Malformed(f"params of {method} is not an object", _decoded(line))
+        if "id" in obj:
+            rid = obj["id"]
+            if not isinstance(rid, int | str) or isinstance(rid, bool):
+                return Malformed("id is not a number or string", _decoded(line))
+            return Request(rid, method, params)
+        return Notification(method, params)
+    if "id" in obj and ("result" in obj or "error" in obj):
+        error = obj.get("error")
+        if error is not None and not (
+            isinstance(error, dict) and isinstance(error.get("message", ""), str)
+        ):
+            return Malformed("error is not an object with a message", _decoded(line))
+        return Response(obj["id"], obj.get("result"), error)
+    return Malformed("neither a request, a notification nor a response", _decoded(line))
+
+
+def _decoded(line: str | memoryview) -> str:
+    return line if isinstance(line, str) else str(line, "utf-8", "replace")

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..kernel import Kernel
 from ..kernelinfo import LANGUAGE_TYPES
+from ..literals import KEPT
 from ..logs import logger
 from ..requests import describe
 from . import jsonrpc
@@ -302,8 +303,15 @@ class BridgeKernel(Kernel):
             self._publish("stream", {"name": "stderr", "text": event.text})
             return None
         assert isinstance(event, Line)
-        msg = Codec.parse(event.data)
+        msg = Codec.parse(event.data, keep=True)
         event.data = b""  # a line of many MB: let it go before its message is published
+        if isinstance(msg, jsonrpc.Notification):
+            try:  # its big strings go to IOPub as the JSON text they came in (literals.py)
+                self._serve_notification(msg, rid)
+            finally:
+                if msg.kept:
+                    KEPT.drop(msg.kept)
+            return None
         if isinstance(msg, jsonrpc.Response):
             if msg.id != rid:
                 logger().warning("backend answered unknown request id %r; ignored", msg.id)
@@ -313,22 +321,23 @@ class BridgeKernel(Kernel):
             if text:
                 self._publish("stream", {"name": "stderr", "text": text})
             return reply_of(msg)
-        if isinstance(msg, jsonrpc.Notification):
-            if msg.method in COMM_NOTIFICATIONS:  # state, not output: never late
-                self._comms.notification(msg, self._dispatcher.parent if self._dispatcher
-                                         else None)
-                return None
-            if _late(msg.params.get("request"), rid):
-                _log_late(msg)
-                return None
-            self._notification(msg)
-        elif isinstance(msg, jsonrpc.Request):
+        if isinstance(msg, jsonrpc.Request):
             self._backend_request(backend, msg)
         elif isinstance(msg, jsonrpc.Text):
             self._publish("stream", {"name": "stdout", "text": msg.text + "\n"})
         else:
             logger().warning("malformed line from backend (%s): %.200s", msg.reason, msg.line)
         return None
+
+    def _serve_notification(self, msg: jsonrpc.Notification, rid: int) -> None:
+        if msg.method in COMM_NOTIFICATIONS:  # state, not output: never late
+            self._comms.notification(msg, self._dispatcher.parent if self._dispatcher
+                                     else None)
+            return
+        if _late(msg.params.get("request"), rid):
+            _log_late(msg)
+            return
+        self._notification(msg)
 
     def _notification(
         self, msg: jsonrpc.Notification, parent: Any = None, count: int | None = None

@@ -29,6 +29,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..literals import KEPT
 from ..logs import logger
 from . import jsonrpc
 from .comms import COMM_NOTIFICATIONS
@@ -217,8 +218,15 @@ class Shared:
             self._output("stream", {"name": "stderr", "text": event.text}, None)
             return
         assert isinstance(event, Line)
-        msg = Codec.parse(event.data)
+        msg = Codec.parse(event.data, keep=True)
         event.data = b""  # a line of many MB: let it go before its message is published
+        if isinstance(msg, jsonrpc.Notification):
+            try:  # its big strings go to IOPub as the JSON text they came in (literals.py)
+                self._notification(msg)
+            finally:
+                if msg.kept:
+                    KEPT.drop(msg.kept)
+            return
         if isinstance(msg, jsonrpc.Response):
             slot = self.slots.get(msg.id) if isinstance(msg.id, int) else None
             if slot is None:
@@ -229,18 +237,6 @@ class Shared:
             if text:
                 self._output("stream", {"name": "stderr", "text": text}, None)
             slot.reply = reply_of(msg)
-        elif isinstance(msg, jsonrpc.Notification):
-            target = self._target(msg.params.get("request"))
-            if msg.method in COMM_NOTIFICATIONS:  # state, not output: never late
-                kernel._comms.notification(msg, target.parent if target else None)
-                return
-            if target is None:
-                logger().warning(
-                    "backend %s for request %s, which is not running: logged, not shown",
-                    msg.method, msg.params.get("request"),
-                )
-                return
-            kernel._notification(msg, target.parent, target.count)
         elif isinstance(msg, jsonrpc.Request):
             target = self._target(msg.params.get("request"))
             if target is None:
@@ -251,6 +247,19 @@ class Shared:
             self._output("stream", {"name": "stdout", "text": msg.text + "\n"}, None)
         else:
             logger().warning("malformed line from backend (%s): %.200s", msg.reason, msg.line)
+
+    def _notification(self, msg: jsonrpc.Notification) -> None:
+        target = self._target(msg.params.get("request"))
+        if msg.method in COMM_NOTIFICATIONS:  # state, not output: never late
+            self.kernel._comms.notification(msg, target.parent if target else None)
+            return
+        if target is None:
+            logger().warning(
+                "backend %s for request %s, which is not running: logged, not shown",
+                msg.method, msg.params.get("request"),
+            )
+            return
+        self.kernel._notification(msg, target.parent, target.count)
 
     def _target(self, rid: Any) -> Slot | None:
         """The request a line belongs to: the one it names, else the only or main one.
