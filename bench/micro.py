@@ -24,9 +24,11 @@ from collections.abc import Callable
 
 import zmq
 
+from kernelkit import literals
 from kernelkit.server import send_frames
 from kernelkit.shell import recv_frames
 from kernelkit.wire import Session, utcnow_iso
+from kernelkit.wire import dumps as wire_dumps
 
 BATCHES = 7
 SCALE = 1.0  # --smoke makes every loop shorter
@@ -126,6 +128,69 @@ def encoding() -> tuple[float, float]:
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
     return per_call(plain, 50_000), per_call(lambda: encoder.encode(obj), 50_000)
+
+
+def _big_cell() -> str:
+    """10 MB of code-like text: short lines, quotes and a few non-ASCII characters to escape."""
+    line = 'total = compute("alpha", 42)  # the \\"answer\\"\tand a \u00e9\n'
+    return line * (10_000_000 // len(line))
+
+
+def parsing_big() -> tuple[float, float]:
+    """A 10 MB execute_request content: json.loads of the frame vs literals.loads (strict
+    decoding, and the walk that keeps the code's JSON text), then its drop."""
+    frame = wire_dumps({"code": _big_cell(), "silent": False, "store_history": True,
+                        "user_expressions": {}, "allow_stdin": True, "stop_on_error": True})
+
+    def ours() -> object:
+        got = literals.loads(frame)
+        assert got is not None
+        literals.KEPT.drop(got[1])
+        return got[0]
+
+    assert ours() == json.loads(frame)
+    return per_call(lambda: json.loads(frame), 10), per_call(ours, 10)
+
+
+def encoding_big() -> tuple[float, float]:
+    """The execute_input of a 10 MB cell: JSON-encode the code again vs splice its kept text."""
+    frame = wire_dumps({"code": _big_cell(), "silent": False})
+    got = literals.loads(frame)
+    assert got is not None
+    code = got[0]["code"]
+    content = {"code": code, "execution_count": 1}
+    spliced = literals.KEPT.encode(content, wire_dumps)
+    assert spliced is not None and json.loads(spliced) == content
+    result = per_call(lambda: wire_dumps(content), 10), per_call(
+        lambda: literals.KEPT.encode(content, wire_dumps), 10)
+    literals.KEPT.drop(got[1])
+    return result
+
+
+def bridge_line_big() -> tuple[float, float]:
+    """Bridge host, a backend's 10 MB stream line to IOPub content: decode, json.loads and
+    encode again vs Codec.parse keeping the text and the splice."""
+    from kernelkit.bridge.jsonrpc import Codec, Notification
+
+    text = json.loads(wire_dumps({"t": _big_cell()}))["t"]
+    line = bytearray(json.dumps({"jsonrpc": "2.0", "method": "stream", "params": {
+        "name": "stdout", "text": text, "request": 1}}, ensure_ascii=False).encode() + b"\n")
+
+    def before() -> bytes:
+        obj = json.loads(str(memoryview(line)[:-1], "utf-8", "replace"))
+        return wire_dumps({"name": "stdout", "text": obj["params"]["text"]})
+
+    def ours() -> bytes:
+        event = Codec.parse(line, keep=True)
+        assert isinstance(event, Notification)
+        out = literals.KEPT.encode({"name": "stdout", "text": event.params["text"]},
+                                   wire_dumps)
+        literals.KEPT.drop(event.kept)
+        assert out is not None
+        return out
+
+    assert json.loads(before()) == json.loads(ours())
+    return per_call(before, 10), per_call(ours, 10)
 
 
 def timestamp() -> tuple[float, float]:
@@ -402,6 +467,12 @@ def main(argv: list[str] | None = None) -> int:
          *receiving()),
         ("sign a 10 MB message: join the parts, one update vs an update per part",
          *signing_big()),
+        ("parse a 10 MB cell's execute_request content: json.loads vs strict decoding and "
+         "the walk that keeps the code's JSON text", *parsing_big()),
+        ("encode a 10 MB cell's execute_input: JSON-encode the code again vs splice its "
+         "kept text", *encoding_big()),
+        ("bridge host, a backend's 10 MB stream line to IOPub content: decode, parse and "
+         "encode again vs parse keeping the text, splice it", *bridge_line_big()),
         ("bridge host, write a 10 MB request to the backend: one write into a 64 KiB pipe vs "
          "1 MiB os.write pieces into a 1 MiB pipe", *request_write()),
         ("bridge host, read a 10 MB output line and the reply behind it: 64 KiB pipe and "

@@ -117,6 +117,15 @@ def test_non_ascii_text_keeps_byte_exact_literals() -> None:
     assert len(strings) == 2
     out = kept.encode({"x": content["b"], "y": content["é"]}, wire.dumps)
     assert out is not None and json.loads(out) == {"x": "αβγδ", "y": "ünïcødé ✓"}
+    # One big string among other non-ASCII text: its bytes are found from both ends.
+    frame = json.dumps({"ä": "ö", "code": "€ \"x\"\n" * 3, "ü": ["ß"]},
+                       ensure_ascii=False).encode()
+    single = Kept(min_chars=10)
+    content, strings = _loads(frame, single)
+    assert strings == (content["code"],)
+    literal = single.literal(content["code"])
+    assert literal is not None
+    assert bytes(literal) == json.dumps(content["code"], ensure_ascii=False).encode()
 
 
 def test_memory_is_bounded_in_bytes_oldest_first() -> None:

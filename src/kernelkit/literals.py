@@ -183,15 +183,15 @@ def loads(data: bytes | bytearray | memoryview,
     if not spans:
         return value, ()
     view = memoryview(data)
-    ascii_only = len(text) == len(data)
-    done: list[str] = []
-    for string, start, end in spans:
-        if ascii_only:  # character offsets are byte offsets
-            literal: Literal = view[start:end]
-        else:
-            literal = text[start:end].encode("utf-8")
-        if kept.keep(string, literal):
-            done.append(string)
+    if len(text) == len(data):  # ASCII: character offsets are byte offsets
+        literals: list[Literal] = [view[start:end] for _, start, end in spans]
+    elif len(spans) == 1:  # the usual big cell or output: its bytes found from both ends
+        _, start, end = spans[0]
+        literals = [view[len(text[:start].encode()) : len(data) - len(text[end:].encode())]]
+    else:
+        literals = [text[start:end].encode() for _, start, end in spans]
+    done = [string for (string, _, _), literal in zip(spans, literals, strict=True)
+            if kept.keep(string, literal)]
     return value, tuple(done)
 
 
