@@ -312,3 +312,32 @@ def test_a_bridge_echo_returns_a_big_cell_intact(start_kernel: Any, spec: str) -
     assert b'"code":' + LITERAL in got["execute_input"]
     code = json.loads(LITERAL)
     assert json.loads(got["stream"])["text"].rstrip("\n") == code
+
+
+def test_threads_keeping_and_dropping_leave_the_count_exact() -> None:
+    """Readers keep while handlers drop and encoders read, on many threads (the shell
+    reader, subshells, the bridge's reader): the byte count ends at what is still kept."""
+    import threading
+
+    kept = Kept(max_bytes=1 << 20, min_chars=8)
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            start.wait()
+            for i in range(300):
+                content, strings = _loads(json.dumps({"v": f"{n}-{i}-" * 8}).encode(), kept)
+                spliced = kept.encode({"v": content["v"]}, wire.dumps)
+                assert spliced is None or json.loads(spliced) == {"v": content["v"]}
+                kept.drop(strings)
+        except BaseException as exc:  # reported below, on the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(kept) == 0 and kept.bytes_kept == 0
