@@ -62,10 +62,13 @@ def test_micro_benchmark_smoke_run() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     rows = [line for line in lines if line.startswith("| ") and "---" not in line]
-    # two headers, seven engine rows, two bridge host rows, two JS SDK rows (Deno is in the
-    # bench extra), four import rows
-    assert len(rows) == 17, done.stdout
+    # two headers, seven engine rows, three rows of literals, two bridge host rows, two JS
+    # SDK rows (Deno is in the bench extra), four import rows
+    assert len(rows) == 20, done.stdout
     for what in ("sign a 10 MB message", "date a header", "receive a 7-frame request",
+                 "parse a 10 MB cell's execute_request content",
+                 "encode a 10 MB cell's execute_input",
+                 "bridge host, a backend's 10 MB stream line",
                  "bridge host, write a 10 MB request", "bridge host, read a 10 MB output line",
                  "JS SDK on Deno, write a 10 MB stream line",
                  "JS SDK on Deno, one small request on a pipe"):
